@@ -1,0 +1,177 @@
+"""Columnar bar blocks and bar derivation.
+
+A :class:`BarBlock` holds one interval's bars for every symbol of the
+session on one time grid: rows are bar starts, columns are symbols, absent
+bars are ``NaN`` with ``present`` False.  Blocks are preallocated per
+session and filled row by row as the clock reaches each bar's end, so what a
+block holds at clock ``t`` never depends on a bar ending after ``t``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calendars import Interval, SessionPlan
+from core.store import BarRows
+
+FIELDS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(slots=True)
+class BarBlock:
+    """One interval's bars for ``k`` symbols on a grid of ``n`` bar starts."""
+
+    interval: Interval
+    starts: np.ndarray  # int64 [n], bar start (UTC ns)
+    ends: np.ndarray  # int64 [n], bar end; earlier than start + interval when cut
+    open: np.ndarray  # float64 [n, k]
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    present: np.ndarray  # bool [n, k]
+    filled: int = 0  # rows revealed so far
+
+    @classmethod
+    def empty(cls, interval: Interval, starts: np.ndarray, ends: np.ndarray, k: int) -> BarBlock:
+        n = int(starts.size)
+        return cls(
+            interval,
+            starts,
+            ends,
+            *(np.full((n, k), np.nan) for _ in FIELDS),
+            present=np.zeros((n, k), dtype=bool),
+        )
+
+    @classmethod
+    def from_rows(
+        cls, interval: Interval, starts: np.ndarray, ends: np.ndarray, rows: BarRows, k: int
+    ) -> tuple[BarBlock, int]:
+        """A full block scattered from ``rows``; also returns how many rows fell off the grid."""
+        block = cls.empty(interval, starts, ends, k)
+        if len(rows):
+            slot = np.searchsorted(starts, rows.ts)
+            on_grid = slot < starts.size
+            on_grid[on_grid] = starts[slot[on_grid]] == rows.ts[on_grid]
+            slot, sym = slot[on_grid], rows.symbol[on_grid]
+            for name in FIELDS:
+                getattr(block, name)[slot, sym] = getattr(rows, name)[on_grid]
+            block.present[slot, sym] = True
+            off_grid = int(on_grid.size - np.count_nonzero(on_grid))
+        else:
+            off_grid = 0
+        block.filled = int(starts.size)
+        return block, off_grid
+
+    @property
+    def rows(self) -> int:
+        return int(self.starts.size)
+
+    @property
+    def width(self) -> int:
+        return int(self.present.shape[1])
+
+    @property
+    def partial(self) -> np.ndarray:
+        """Rows whose window was cut short (by the close or a break)."""
+        return (self.ends - self.starts) < self.interval.nanoseconds
+
+    def reveal(self, source: BarBlock, upto: int) -> int:
+        """Copy rows ``[filled, upto)`` from ``source``; returns the bars that arrived."""
+        lo = self.filled
+        if upto <= lo:
+            return 0
+        for name in FIELDS:
+            getattr(self, name)[lo:upto] = getattr(source, name)[lo:upto]
+        self.present[lo:upto] = source.present[lo:upto]
+        self.filled = upto
+        return int(np.count_nonzero(self.present[lo:upto]))
+
+    def aggregate_into(self, target: BarBlock, row: int, lo: int, hi: int) -> None:
+        """Write the aggregate of this block's rows ``[lo, hi)`` as ``target`` row ``row``."""
+        present = self.present[lo:hi]
+        any_present = present.any(axis=0)
+        if hi > lo and any_present.any():
+            first = lo + np.argmax(present, axis=0)
+            last = hi - 1 - np.argmax(present[::-1], axis=0)
+            cols = np.arange(self.width)
+            target.open[row] = np.where(any_present, self.open[first, cols], np.nan)
+            target.close[row] = np.where(any_present, self.close[last, cols], np.nan)
+            target.high[row] = np.fmax.reduce(self.high[lo:hi], axis=0)
+            target.low[row] = np.fmin.reduce(self.low[lo:hi], axis=0)
+            volume = np.where(present, self.volume[lo:hi], 0.0).sum(axis=0)
+            target.volume[row] = np.where(any_present, volume, np.nan)
+        target.present[row] = any_present
+        target.filled = row + 1
+
+    def add_columns(self, count: int) -> None:
+        """Widen the block by ``count`` empty symbol columns."""
+        n = self.rows
+        for name in FIELDS:
+            setattr(self, name, np.hstack([getattr(self, name), np.full((n, count), np.nan)]))
+        self.present = np.hstack([self.present, np.zeros((n, count), dtype=bool)])
+
+    def column(self, j: int) -> SymbolBars:
+        """The bars of symbol column ``j`` revealed so far, compacted."""
+        rows = np.flatnonzero(self.present[: self.filled, j])
+        return SymbolBars(
+            interval=self.interval,
+            ts=self.starts[rows],
+            open=self.open[rows, j],
+            high=self.high[rows, j],
+            low=self.low[rows, j],
+            close=self.close[rows, j],
+            volume=self.volume[rows, j],
+            partial=self.partial[rows],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolBars:
+    """One symbol's bars of one interval, oldest first; ``ts`` is each bar's start."""
+
+    interval: Interval
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    partial: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ts.size)
+
+
+def session_grid(
+    plan: SessionPlan, interval: Interval, extended: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bar starts and ends of ``interval`` in a session, aligned to its first minute.
+
+    A window that would run past the close (or into a lunch break) is cut
+    there: a 13:00 early close ends the 1h series with a 12:30-13:00 bar.
+    """
+    starts = plan.bar_starts(interval, extended)
+    _, session_end = plan.bounds_ns(extended)
+    ends = np.minimum(starts + interval.nanoseconds, session_end)
+    if plan.break_start is not None:
+        pause = int(plan.break_start.value)
+        morning = starts < pause
+        ends[morning] = np.minimum(ends[morning], pause)
+    return starts, ends
+
+
+def window_rows(base: BarBlock, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each derived window, the ``[lo, hi)`` rows of ``base`` it covers."""
+    return np.searchsorted(base.starts, starts, side="left"), np.searchsorted(base.starts, ends, side="left")
+
+
+def derive_block(base: BarBlock, interval: Interval, starts: np.ndarray, ends: np.ndarray) -> BarBlock:
+    """A whole derived block from a full base block (used for trailing history)."""
+    target = BarBlock.empty(interval, starts, ends, base.width)
+    lo, hi = window_rows(base, starts, ends)
+    for row in range(starts.size):
+        base.aggregate_into(target, row, int(lo[row]), int(hi[row]))
+    return target

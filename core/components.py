@@ -1,0 +1,263 @@
+"""The components the coordinator drives, and their lifecycle.
+
+Every component has ``teardown()`` (back to its initial state; safe to call
+twice), ``setup()`` (prepare for the new session; SessionData is already
+loaded) and ``on_session_end()`` (a notification; clears nothing).  The
+lifecycle is an explicit state table: illegal transitions raise.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+
+from calendars import Interval, SessionPlan
+from core.bars import BarBlock, session_grid, window_rows
+from core.errors import LifecycleError
+from core.session_data import QualityRecord, SessionData
+
+
+class State(Enum):
+    INITIAL = "initial"
+    READY = "ready"
+    ENDED = "ended"
+
+
+# (state, action) -> next state; teardown is legal from every state.
+_TRANSITIONS = {
+    (State.INITIAL, "setup"): State.READY,
+    (State.READY, "session_end"): State.ENDED,
+}
+
+
+class Component:
+    """Base of every coordinated component; subclasses override the ``_on_*`` hooks."""
+
+    name = "component"
+
+    def __init__(self) -> None:
+        self.state = State.INITIAL
+
+    def teardown(self) -> None:
+        """Free resources and return to the initial state (idempotent)."""
+        self._on_teardown()
+        self.state = State.INITIAL
+
+    def setup(self) -> None:
+        """Prepare for the session; SessionData is already loaded."""
+        self._move("setup")
+        self._on_setup()
+
+    def on_session_end(self) -> None:
+        """The session ended; a notification only, nothing is cleared."""
+        self._move("session_end")
+        self._on_session_end()
+
+    def _move(self, action: str) -> None:
+        target = _TRANSITIONS.get((self.state, action))
+        if target is None:
+            raise LifecycleError(
+                f"{self.name}: cannot {action.replace('_', ' ')} from state {self.state.value}",
+                hint="teardown() first; the coordinator calls teardown, setup, on_session_end in order",
+            )
+        self.state = target
+
+    def _on_teardown(self) -> None:
+        """Release what setup() made."""
+
+    def _on_setup(self) -> None:
+        """Prepare for the session."""
+
+    def _on_session_end(self) -> None:
+        """React to the end of the session."""
+
+
+class StreamQueues:
+    """The day's queued bars, owned by the coordinator and cleared in PHASE 1."""
+
+    def __init__(self) -> None:
+        self.base: BarBlock | None = None
+        self.plan: SessionPlan | None = None
+
+    def load(self, plan: SessionPlan, base: BarBlock) -> None:
+        self.plan, self.base = plan, base
+
+    def clear(self) -> None:
+        self.plan = self.base = None
+
+
+class DataProcessor(Component):
+    """Moves bars from the queue into SessionData as the clock reaches their end.
+
+    Builds derived bars from the base bars as they arrive: windows aligned to
+    the session's first minute, each emitted when its end is reached, the
+    last one cut at the close.
+    """
+
+    name = "data processor"
+
+    def __init__(
+        self,
+        data: SessionData,
+        queues: StreamQueues,
+        base: Interval,
+        derived: list[Interval],
+        extended: bool,
+    ) -> None:
+        super().__init__()
+        self._data = data
+        self._queues = queues
+        self._base = base
+        self._derived = derived
+        self._extended = extended
+        self._reset()
+
+    def _reset(self) -> None:
+        self._queue: BarBlock | None = None
+        self._target: BarBlock | None = None
+        self._windows: list[tuple[BarBlock, np.ndarray, np.ndarray]] = []
+        self.delivered = 0
+
+    def _on_teardown(self) -> None:
+        self._reset()
+
+    def _on_setup(self) -> None:
+        queue, plan = self._queues.base, self._queues.plan
+        if queue is None or plan is None:
+            raise LifecycleError(f"{self.name}: no queue loaded", hint="PHASE 2 loads the queues first")
+        self._queue = queue
+        self._target = BarBlock.empty(self._base, queue.starts, queue.ends, queue.width)
+        self._data.attach_bars(self._target)
+        for interval in self._derived:
+            starts, ends = session_grid(plan, interval, self._extended)
+            block = BarBlock.empty(interval, starts, ends, queue.width)
+            lo, hi = window_rows(self._target, starts, ends)
+            self._data.attach_bars(block)
+            self._windows.append((block, lo, hi))
+
+    def clock_times(self, data_driven: bool) -> np.ndarray:
+        """The clock's stops: every bar end (clock-driven) or ends of bars that exist."""
+        assert self._queue is not None
+        queue = self._queue
+        if not data_driven:
+            return queue.ends.copy()
+        stops = [queue.ends[queue.present.any(axis=1)]]
+        for block, lo, hi in self._windows:
+            has_data = np.array([queue.present[a:b].any() for a, b in zip(lo, hi, strict=True)], dtype=bool)
+            stops.append(block.ends[has_data])
+        return np.unique(np.concatenate(stops))
+
+    def on_clock(self, now_ns: int) -> int:
+        """Deliver every bar ending at or before ``now_ns``; returns base bars delivered."""
+        assert self._queue is not None and self._target is not None
+        upto = int(np.searchsorted(self._queue.ends, now_ns, side="right"))
+        arrived = self._target.reveal(self._queue, upto)
+        for block, lo, hi in self._windows:
+            row = block.filled
+            while row < block.rows and block.ends[row] <= now_ns:
+                self._target.aggregate_into(block, row, int(lo[row]), int(hi[row]))
+                row += 1
+        self.delivered += arrived
+        return arrived
+
+
+class DataQualityManager(Component):
+    """Counts present against expected base bars (regular hours), without look-ahead."""
+
+    name = "data-quality manager"
+
+    def __init__(self, data: SessionData, base: Interval) -> None:
+        super().__init__()
+        self._data = data
+        self._base = base
+        self._regular: np.ndarray | None = None
+
+    def _on_teardown(self) -> None:
+        self._regular = None
+
+    def _on_setup(self) -> None:
+        plan = self._data.plan
+        assert plan is not None
+        block = self._data.block(self._base.label)
+        self._regular = (block.starts >= plan.open_ns) & (block.starts < plan.close_ns)
+        history = self._data.history_block(self._base.label)
+        for symbol in self._data.symbols:
+            j = self._data.column_of(symbol)
+            hist_expected = history.rows if history is not None else 0
+            hist_present = int(history.present[:, j].sum()) if history is not None else 0
+            self._data.set_quality(
+                symbol,
+                QualityRecord(
+                    score=0.0,
+                    expected_bars=int(self._regular.sum()),
+                    present_bars=0,
+                    history_score=hist_present / hist_expected if hist_expected else None,
+                    history_expected=hist_expected,
+                    history_present=hist_present,
+                ),
+            )
+
+    def score_at(self, symbol: str, now_ns: int) -> QualityRecord:
+        """Quality of ``symbol`` over the base bars that ended by ``now_ns``."""
+        assert self._regular is not None
+        block = self._data.block(self._base.label)
+        j = self._data.column_of(symbol)
+        due = self._regular & (block.ends <= now_ns)
+        due[block.filled :] = False
+        expected = int(due.sum())
+        present = block.present[due, j]
+        previous = self._data.quality(symbol)
+        return QualityRecord(
+            score=float(present.sum()) / expected if expected else 1.0,
+            expected_bars=expected,
+            present_bars=int(present.sum()),
+            largest_gap=_longest_run(~present),
+            history_score=previous.history_score if previous else None,
+            history_expected=previous.history_expected if previous else 0,
+            history_present=previous.history_present if previous else 0,
+        )
+
+    def _on_session_end(self) -> None:
+        block = self._data.block(self._base.label)
+        now = int(block.ends[-1]) if block.rows else 0
+        for symbol in self._data.symbols:
+            self._data.set_quality(symbol, self.score_at(symbol, now))
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    """Length of the longest run of True in a 1-D bool array."""
+    if not flags.any():
+        return 0
+    padded = np.concatenate([[0], flags.astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(padded))
+    return int((edges[1::2] - edges[::2]).max())
+
+
+class ScannerManager(Component):
+    """Runs the configured scanners (pre-session and mid-session)."""
+
+    name = "scanner manager"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scans: list[dict[str, object]] = []
+
+    def _on_teardown(self) -> None:
+        self.scans = []
+
+    def run_pre_session_scans(self) -> list[dict[str, object]]:
+        """Pre-session scans; the session is not active yet, so no pause is needed."""
+        if self.state is not State.READY:
+            raise LifecycleError(f"{self.name}: pre-session scans before setup()")
+        return []
+
+
+class StrategyManager(Component):
+    """Drives the configured strategies on each batch of bars."""
+
+    name = "strategy manager"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.strategies: list[object] = []

@@ -1,0 +1,98 @@
+"""Loads the run's bars in chunks of days: one DuckDB query per chunk, sliced in memory.
+
+A query costs ~20 ms whatever its size (it opens every file), so days are
+read several at a time; the chunk size is set by a row budget, which keeps
+memory flat in the number of days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from calendars import Interval, SessionPlan, TradingCalendar
+from core.bars import BarBlock, session_grid
+from core.store import BarRows, ParquetStore
+
+ROW_BUDGET = 3_000_000  # rows held per chunk (about 170 MB of columns)
+
+
+class DayLoader:
+    """Today's queue block and the trailing history block of each run day."""
+
+    def __init__(
+        self,
+        store: ParquetStore,
+        calendar: TradingCalendar,
+        interval: Interval,
+        symbols: list[str],
+        run_sessions: list[dt.date],
+        trailing_days: int,
+        extended: bool,
+        row_budget: int = ROW_BUDGET,
+    ) -> None:
+        self._store = store
+        self._calendar = calendar
+        self._interval = interval
+        self._symbols = list(symbols)
+        self._trailing = trailing_days
+        self._extended = extended
+        self._plans: dict[dt.date, SessionPlan] = {}
+        per_day = max(len(symbols), 1) * self._bars_per_session(run_sessions[0]) if run_sessions else 1
+        days_per_chunk = max(1, row_budget // max(per_day * (1 + trailing_days), 1))
+        self._chunks = [
+            run_sessions[i : i + days_per_chunk] for i in range(0, len(run_sessions), days_per_chunk)
+        ]
+        self._chunk_of = {day: n for n, chunk in enumerate(self._chunks) for day in chunk}
+        self._loaded: int | None = None
+        self._rows: BarRows | None = None
+        self.off_grid = 0  # stored bars that fell between grid minutes
+
+    def plan(self, session: dt.date) -> SessionPlan:
+        if session not in self._plans:
+            self._plans[session] = self._calendar.plan(session)
+        return self._plans[session]
+
+    def trailing_sessions(self, session: dt.date) -> list[dt.date]:
+        return self._calendar.previous_sessions(session, self._trailing)
+
+    def day(self, session: dt.date) -> BarBlock:
+        """Every base bar of the session in the streamed hours (the day's queue)."""
+        plan = self.plan(session)
+        rows = self._rows_for(session)
+        lo, hi = plan.bounds_ns(self._extended)
+        starts, ends = session_grid(plan, self._interval, self._extended)
+        block, off_grid = BarBlock.from_rows(
+            self._interval, starts, ends, rows.between(lo, hi), len(self._symbols)
+        )
+        self.off_grid += off_grid
+        return block
+
+    def history(self, session: dt.date) -> BarBlock:
+        """The trailing sessions' base bars, regular hours, on one concatenated grid."""
+        rows = self._rows_for(session)
+        grids = [session_grid(self.plan(day), self._interval) for day in self.trailing_sessions(session)]
+        starts = np.concatenate([g[0] for g in grids]) if grids else np.empty(0, np.int64)
+        ends = np.concatenate([g[1] for g in grids]) if grids else np.empty(0, np.int64)
+        if not grids:
+            return BarBlock.empty(self._interval, starts, ends, len(self._symbols))
+        block, _ = BarBlock.from_rows(
+            self._interval, starts, ends, rows.between(int(starts[0]), int(ends[-1])), len(self._symbols)
+        )
+        return block
+
+    def _rows_for(self, session: dt.date) -> BarRows:
+        index = self._chunk_of[session]
+        if self._loaded != index or self._rows is None:
+            self._rows = None  # free the previous chunk before reading the next
+            chunk = self._chunks[index]
+            first = self.trailing_sessions(chunk[0])[:1] or chunk[:1]
+            lo = min(self.plan(first[0]).bounds_ns(self._extended)[0], self.plan(first[0]).open_ns)
+            hi = self.plan(chunk[-1]).bounds_ns(self._extended)[1]
+            self._rows = self._store.read_bars(self._interval, self._symbols, lo, hi)
+            self._loaded = index
+        return self._rows
+
+    def _bars_per_session(self, session: dt.date) -> int:
+        return self.plan(session).expected_bars(self._interval, self._extended)

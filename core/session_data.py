@@ -1,0 +1,150 @@
+"""SessionData: everything the session knows, per symbol, up to the clock.
+
+Holds the registered symbols, the trailing history and today's bars of every
+interval as columnar :class:`~core.bars.BarBlock` s.  Cleared completely in
+PHASE 1 of the next day (never at the end of a day), so the last day of a
+run stays intact for inspection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from calendars import SessionPlan
+from core.bars import BarBlock, SymbolBars
+from core.errors import SessionError
+
+
+@dataclass(frozen=True, slots=True)
+class QualityRecord:
+    """How complete a symbol's data is: present over expected base bars."""
+
+    score: float
+    expected_bars: int
+    present_bars: int
+    largest_gap: int = 0  # longest run of missing base bars
+    history_score: float | None = None
+    history_expected: int = 0
+    history_present: int = 0
+    dropped: bool = False
+
+
+@dataclass(slots=True)
+class _State:
+    plan: SessionPlan | None = None
+    symbols: dict[str, int] = field(default_factory=dict)
+    bars: dict[str, BarBlock] = field(default_factory=dict)
+    history: dict[str, BarBlock] = field(default_factory=dict)
+    quality: dict[str, QualityRecord] = field(default_factory=dict)
+    active: bool = False
+
+
+class SessionData:
+    """The session's symbols and their bars; one instance for the whole run."""
+
+    def __init__(self) -> None:
+        self._state = _State()
+
+    def clear(self) -> None:
+        """Remove every symbol, bar, history block and quality record."""
+        self._state = _State()
+
+    # -- session --------------------------------------------------------
+    @property
+    def plan(self) -> SessionPlan | None:
+        return self._state.plan
+
+    def begin(self, plan: SessionPlan) -> None:
+        if self._state.plan is not None:
+            raise SessionError(
+                f"SessionData still holds {self._state.plan.session}",
+                hint="clear() it in PHASE 1 before loading the next session",
+            )
+        self._state.plan = plan
+
+    @property
+    def active(self) -> bool:
+        return self._state.active
+
+    def activate(self) -> None:
+        self._state.active = True
+
+    def deactivate(self) -> None:
+        self._state.active = False
+
+    # -- symbols --------------------------------------------------------
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self._state.symbols)
+
+    def register_symbol(self, symbol: str) -> int:
+        """Add ``symbol``; returns its column in every block."""
+        if symbol in self._state.symbols:
+            raise SessionError(f"{symbol} is already registered", where=symbol)
+        self._state.symbols[symbol] = len(self._state.symbols)
+        return self._state.symbols[symbol]
+
+    def column_of(self, symbol: str) -> int:
+        try:
+            return self._state.symbols[symbol]
+        except KeyError:
+            raise SessionError(
+                f"{symbol} is not in this session", where=symbol, hint=f"symbols: {', '.join(self.symbols)}"
+            ) from None
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._state.symbols
+
+    def __getitem__(self, symbol: str) -> SymbolSessionData:
+        return SymbolSessionData(self, symbol, self.column_of(symbol))
+
+    def __len__(self) -> int:
+        return len(self._state.symbols)
+
+    # -- blocks ---------------------------------------------------------
+    def attach_bars(self, block: BarBlock) -> None:
+        self._state.bars[block.interval.label] = block
+
+    def attach_history(self, block: BarBlock) -> None:
+        self._state.history[block.interval.label] = block
+
+    def block(self, interval: str) -> BarBlock:
+        try:
+            return self._state.bars[interval]
+        except KeyError:
+            raise SessionError(f"no {interval} bars in this session", where=interval) from None
+
+    def history_block(self, interval: str) -> BarBlock | None:
+        return self._state.history.get(interval)
+
+    @property
+    def intervals(self) -> tuple[str, ...]:
+        return tuple(self._state.bars)
+
+    def set_quality(self, symbol: str, record: QualityRecord) -> None:
+        self._state.quality[symbol] = record
+
+    def quality(self, symbol: str) -> QualityRecord | None:
+        return self._state.quality.get(symbol)
+
+
+class SymbolSessionData:
+    """One symbol's view of :class:`SessionData` (bars only up to the clock)."""
+
+    def __init__(self, data: SessionData, symbol: str, column: int) -> None:
+        self._data = data
+        self.symbol = symbol
+        self.column = column
+
+    def bars(self, interval: str) -> SymbolBars:
+        """Today's bars of ``interval`` delivered so far."""
+        return self._data.block(interval).column(self.column)
+
+    def history(self, interval: str) -> SymbolBars | None:
+        """The trailing sessions' bars of ``interval``, when loaded."""
+        block = self._data.history_block(interval)
+        return None if block is None else block.column(self.column)
+
+    @property
+    def quality(self) -> QualityRecord | None:
+        return self._data.quality(self.symbol)

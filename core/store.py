@@ -1,0 +1,249 @@
+"""The Parquet bar store (layout in CONTRACT.md), read through DuckDB only.
+
+``DATA_DIR/bars/interval=<I>/symbol=<SYM>/*.parquet`` with columns ``ts``
+(the bar's start, UTC), ``open``, ``high``, ``low``, ``close``, ``volume``.
+One DuckDB connection per store; every read covers all symbols at once and
+a range of days, never one query per symbol or per day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from calendars import Interval
+from core.errors import DataError
+
+BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+PARQUET_SCHEMA = pa.schema(
+    [
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BarRows:
+    """Bars of several symbols, sorted by start time; ``symbol`` indexes a symbol list."""
+
+    symbol: np.ndarray  # int32
+    ts: np.ndarray  # int64 UTC nanoseconds, bar start
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ts.size)
+
+    def between(self, start_ns: int, end_ns: int) -> BarRows:
+        """The rows with ``start_ns <= ts < end_ns`` (a view, no copy)."""
+        lo, hi = np.searchsorted(self.ts, [start_ns, end_ns], side="left")
+        return BarRows(*(getattr(self, name)[lo:hi] for name in BarRows.__slots__))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSeries:
+    """What the store holds for one interval and symbol."""
+
+    interval: str
+    symbol: str
+    files: int
+    rows: int
+    first: dt.datetime | None
+    last: dt.datetime | None
+
+
+class ParquetStore:
+    """Read access to one data directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    # -- layout ---------------------------------------------------------
+    def bars_dir(self, interval: Interval | str) -> Path:
+        return self.root / "bars" / f"interval={interval}"
+
+    def symbol_dir(self, interval: Interval | str, symbol: str) -> Path:
+        return self.bars_dir(interval) / f"symbol={symbol}"
+
+    def check_root(self) -> None:
+        if not self.root.exists():
+            raise DataError(
+                "data directory not found",
+                where=str(self.root),
+                hint="create it with `backtest data sample` or `backtest data import`, "
+                "or point [data] dir / BACKTEST_DATA_DIR / --data-dir at it",
+            )
+        if not (self.root / "bars").is_dir():
+            raise DataError(
+                "no bars/ folder in the data directory",
+                where=str(self.root),
+                hint="expected DATA_DIR/bars/interval=<I>/symbol=<SYM>/*.parquet",
+            )
+
+    def available(self) -> dict[str, set[str]]:
+        """Symbols that have at least one Parquet file, per interval label (no file is opened)."""
+        found: dict[str, set[str]] = {}
+        bars = self.root / "bars"
+        if not bars.is_dir():
+            return found
+        for interval_dir in sorted(bars.glob("interval=*")):
+            label = interval_dir.name.split("=", 1)[1]
+            symbols = {
+                d.name.split("=", 1)[1]
+                for d in interval_dir.glob("symbol=*")
+                if d.is_dir() and any(d.glob("*.parquet"))
+            }
+            if symbols:
+                found[label] = symbols
+        return found
+
+    # -- reading --------------------------------------------------------
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            # Timestamps cross this boundary as epoch integers only: no ICU, no pytz needed.
+            self._con = duckdb.connect()
+            self._con.execute("SET enable_object_cache = true")
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def _source(self, interval: Interval | str, symbols: list[str]) -> str:
+        files = [
+            str(self.symbol_dir(interval, symbol) / "*.parquet").replace("'", "''") for symbol in symbols
+        ]
+        listed = ", ".join(f"'{f}'" for f in files)
+        return f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
+
+    def _query(self, sql: str, params: list[object], what: str) -> dict[str, np.ndarray]:
+        try:
+            return self.connection.execute(sql, params).fetchnumpy()
+        except duckdb.Error as exc:
+            raise DataError(
+                f"cannot read {what}: {str(exc).splitlines()[0]}",
+                where=str(self.root),
+                hint="a Parquet file may be corrupt or not follow the store layout; "
+                "`backtest data info` lists the files",
+            ) from exc
+
+    def read_bars(
+        self, interval: Interval, symbols: list[str], start_ns: int, end_ns: int
+    ) -> BarRows:
+        """All bars of ``symbols`` starting in ``[start_ns, end_ns)``, in one query."""
+        if not symbols:
+            return _empty_rows()
+        sql = f"""
+            SELECT (list_position(?, symbol) - 1)::INTEGER AS sym,
+                   epoch_ns(ts) AS t, open, high, low, close, volume
+            FROM {self._source(interval, symbols)}
+            WHERE ts >= make_timestamptz(?::BIGINT) AND ts < make_timestamptz(?::BIGINT)
+            ORDER BY t, sym
+        """
+        params: list[object] = [symbols, start_ns // 1000, end_ns // 1000]
+        cols = self._query(sql, params, f"{interval} bars of {', '.join(symbols[:5])}")
+        return BarRows(
+            symbol=cols["sym"].astype(np.int32, copy=False),
+            ts=cols["t"].astype(np.int64, copy=False),
+            **{name: cols[name].astype(np.float64, copy=False) for name in BAR_COLUMNS},
+        )
+
+    def count_in_windows(
+        self, interval: Interval, symbols: list[str], windows: list[tuple[int, int]]
+    ) -> np.ndarray:
+        """Rows per (window, symbol) for ``[start, end)`` windows, as one query."""
+        counts = np.zeros((len(windows), len(symbols)), dtype=np.int64)
+        if not windows or not symbols:
+            return counts
+        lo = min(w[0] for w in windows)
+        hi = max(w[1] for w in windows)
+        starts = np.array([w[0] for w in windows], dtype=np.int64)
+        ends = np.array([w[1] for w in windows], dtype=np.int64)
+        order = np.argsort(starts)
+        sql = f"""
+            SELECT (list_position(?, symbol) - 1)::INTEGER AS sym, epoch_ns(ts) AS t
+            FROM {self._source(interval, symbols)}
+            WHERE ts >= make_timestamptz(?::BIGINT) AND ts < make_timestamptz(?::BIGINT)
+        """
+        cols = self._query(sql, [symbols, lo // 1000, hi // 1000], f"{interval} bars")
+        t = cols["t"]
+        slot = np.searchsorted(starts[order], t, side="right") - 1
+        valid = slot >= 0
+        slot = np.where(valid, order[np.clip(slot, 0, None)], 0)
+        valid &= t < ends[slot]
+        np.add.at(counts, (slot[valid], cols["sym"][valid]), 1)
+        return counts
+
+    def first_bar_ns(self, interval: Interval, symbols: list[str]) -> dict[str, int]:
+        """Start of the earliest stored bar per symbol."""
+        if not symbols:
+            return {}
+        sql = f"""
+            SELECT symbol, epoch_ns(min(ts)) AS first
+            FROM {self._source(interval, symbols)} GROUP BY symbol
+        """
+        cols = self._query(sql, [], f"{interval} bars")
+        return {str(s): int(f) for s, f in zip(cols["symbol"], cols["first"], strict=True)}
+
+    def describe(self) -> list[StoredSeries]:
+        """Files, rows and first/last bar of every interval and symbol in the store."""
+        out: list[StoredSeries] = []
+        for label, symbols in sorted(self.available().items()):
+            ordered = sorted(symbols)
+            sql = f"""
+                SELECT symbol, count(*) AS n, epoch_ns(min(ts)) AS first, epoch_ns(max(ts)) AS last
+                FROM {self._source(label, ordered)} GROUP BY symbol ORDER BY symbol
+            """
+            try:
+                rows = self.connection.execute(sql).fetchall()
+            except duckdb.Error as exc:
+                raise DataError(
+                    f"cannot read {label} bars: {str(exc).splitlines()[0]}",
+                    where=str(self.bars_dir(label)),
+                    hint="a Parquet file may be corrupt",
+                ) from exc
+            for symbol, n, first, last in rows:
+                files = len(list(self.symbol_dir(label, symbol).glob("*.parquet")))
+                out.append(StoredSeries(label, symbol, files, int(n), _utc(first), _utc(last)))
+        return out
+
+    # -- writing --------------------------------------------------------
+    def write_file(self, interval: Interval | str, symbol: str, name: str, table: pa.Table) -> Path:
+        """Write one Parquet file of the layout, atomically (temp name, then rename)."""
+        folder = self.symbol_dir(interval, symbol)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / name
+        tmp = folder / f".{name}.tmp"
+        pq.write_table(table.cast(PARQUET_SCHEMA), tmp, compression="zstd", row_group_size=64 * 1024)
+        tmp.replace(target)
+        return target
+
+
+def _utc(ns: int | None) -> dt.datetime | None:
+    if ns is None:
+        return None
+    return dt.datetime.fromtimestamp(ns // 1_000_000_000, tz=dt.UTC)
+
+
+def _empty_rows() -> BarRows:
+    empty_f = np.empty(0, dtype=np.float64)
+    return BarRows(
+        np.empty(0, np.int32), np.empty(0, np.int64), empty_f, empty_f, empty_f, empty_f, empty_f
+    )

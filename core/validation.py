@@ -1,0 +1,256 @@
+"""First-time validation: run once before the loop; registers nothing.
+
+Checks the config against the calendar and the store: exchange known, dates
+inside the calendar, data present for every symbol, day and interval asked
+for; chooses the base interval and lists the derived ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calendars import CalendarError, Interval, TradingCalendar
+from calendars.intervals import SUPPORTED
+from core.config import SessionConfig
+from core.errors import ConfigError, DataError
+from core.store import ParquetStore
+
+# Calendar rules are trusted within these dates; outside them a date is refused.
+FIRST_SUPPORTED = dt.date(1970, 1, 1)
+LAST_SUPPORTED = dt.date(2099, 12, 31)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding; ``exit_code`` says how the command line reports it."""
+
+    message: str
+    where: str = ""
+    hint: str = ""
+    exit_code: int = 3
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{text}. Hint: {self.hint}" if self.hint else text
+
+
+@dataclass(slots=True)
+class ValidationReport:
+    """What validation found; ``valid`` when there are no errors."""
+
+    exchange: str
+    symbols: list[str]
+    requested_intervals: list[str]
+    sessions: list[dt.date] = field(default_factory=list)
+    base_interval: str | None = None
+    derived_intervals: list[str] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    coverage: dict[str, dict[dt.date, tuple[int, int]]] = field(default_factory=dict)
+    calendar: TradingCalendar | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    @property
+    def exit_code(self) -> int:
+        return max((p.exit_code for p in self.errors), default=0)
+
+    def raise_if_invalid(self) -> None:
+        if self.errors:
+            first = self.errors[0]
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            cls = DataError if first.exit_code == 4 else ConfigError
+            raise cls(first.message + more, where=first.where, hint=first.hint)
+
+
+def validate(config: SessionConfig, days_limit: int | None = None) -> ValidationReport:
+    """Check ``config`` and its data; never registers, loads or streams anything."""
+    report = ValidationReport(
+        exchange=config.session.exchange,
+        symbols=list(config.streams.symbols),
+        requested_intervals=list(config.streams.intervals),
+    )
+    calendar = _calendar(config, report)
+    if calendar is None:
+        return report
+    report.calendar = calendar
+    report.sessions = _sessions(config, calendar, days_limit, report)
+    store = ParquetStore(Path(config.data.dir))
+    try:
+        _check_store(config, store, report)
+    finally:
+        store.close()
+    return report
+
+
+def _calendar(config: SessionConfig, report: ValidationReport) -> TradingCalendar | None:
+    session = config.session
+    last = session.end or session.start + dt.timedelta(days=7 * ((session.days or 1) // 5 + 2))
+    for label, day in (("session.start", session.start), ("session.end", session.end)):
+        if day is not None and not (FIRST_SUPPORTED <= day <= LAST_SUPPORTED):
+            report.errors.append(
+                Problem(
+                    f"{day} is outside the supported calendar range {FIRST_SUPPORTED} .. {LAST_SUPPORTED}",
+                    where=label,
+                    hint="choose dates the exchange calendar covers",
+                )
+            )
+            return None
+    # Cover the trailing history too: ~7 calendar days hold >= 5 sessions, plus holidays.
+    back = dt.timedelta(days=config.historical.trailing_days * 7 // 5 + 15)
+    try:
+        return TradingCalendar(session.exchange, max(session.start - back, FIRST_SUPPORTED), last)
+    except CalendarError as exc:
+        report.errors.append(Problem(exc.message, where="session.exchange", hint=exc.hint))
+        return None
+
+
+def _sessions(
+    config: SessionConfig, calendar: TradingCalendar, days_limit: int | None, report: ValidationReport
+) -> list[dt.date]:
+    session = config.session
+    if session.end is not None:
+        sessions = calendar.sessions_in_range(session.start, session.end)
+    else:
+        sessions = calendar.sessions_from(session.start, session.days or 1)
+    if days_limit is not None:
+        sessions = sessions[:days_limit]
+    if not sessions:
+        report.errors.append(
+            Problem(
+                f"no {session.exchange} sessions between {session.start} and {session.end}",
+                where="session.start",
+                hint="the range holds only weekends or holidays",
+            )
+        )
+    return sessions
+
+
+def choose_base_interval(
+    requested: list[Interval], stored: dict[str, set[str]], symbols: list[str]
+) -> tuple[Interval | None, list[Interval]]:
+    """The largest stored interval (for every symbol) dividing each requested one.
+
+    Returns the base and the requested intervals that cannot be derived from it.
+    """
+    candidates = [
+        Interval.parse(label)
+        for label in SUPPORTED
+        if label in stored and set(symbols) <= stored[label]
+    ]
+    usable = [c for c in candidates if all(c.divides(r) for r in requested)]
+    if usable:
+        return max(usable), []
+    best = max(candidates, key=lambda c: sum(c.divides(r) for r in requested), default=None)
+    if best is None:
+        return None, requested
+    return best, [r for r in requested if not best.divides(r)]
+
+
+def _check_store(config: SessionConfig, store: ParquetStore, report: ValidationReport) -> None:
+    try:
+        store.check_root()
+    except DataError as exc:
+        report.errors.append(Problem(exc.message, where=exc.where, hint=exc.hint, exit_code=4))
+        return
+    stored = store.available()
+    symbols = list(config.streams.symbols)
+    missing = [s for s in symbols if not any(s in syms for syms in stored.values())]
+    for symbol in missing:
+        report.errors.append(
+            Problem(
+                f"no data for symbol {symbol}",
+                where=str(store.symbol_dir("1m", symbol)),
+                hint="import it with `backtest data import` or remove it from streams.symbols",
+                exit_code=4,
+            )
+        )
+    if missing:
+        return
+    requested = config.intervals
+    base, underivable = choose_base_interval(requested, stored, symbols)
+    if base is None:
+        have = {label: sorted(syms) for label, syms in stored.items()}
+        report.errors.append(
+            Problem(
+                "no interval is stored for every symbol",
+                where="streams.symbols",
+                hint=f"stored: {have}",
+                exit_code=4,
+            )
+        )
+        return
+    if underivable:
+        report.errors.append(
+            Problem(
+                f"cannot derive {', '.join(map(str, underivable))} from the stored {base} bars",
+                where="streams.intervals",
+                hint=f"request multiples of {base}, or store a finer interval",
+            )
+        )
+        return
+    report.base_interval = base.label
+    report.derived_intervals = [r.label for r in requested if r != base]
+    if report.sessions:
+        _check_coverage(config, store, base, report)
+
+
+def _check_coverage(
+    config: SessionConfig, store: ParquetStore, base: Interval, report: ValidationReport
+) -> None:
+    calendar = report.calendar
+    assert calendar is not None
+    symbols = list(config.streams.symbols)
+    plans = [calendar.plan(day) for day in report.sessions]
+    counts = store.count_in_windows(base, symbols, [(p.open_ns, p.close_ns) for p in plans])
+    for j, symbol in enumerate(symbols):
+        report.coverage[symbol] = {
+            plan.session: (int(counts[i, j]), plan.expected_bars(base)) for i, plan in enumerate(plans)
+        }
+        if counts[:, j].sum() == 0:
+            first, last = report.sessions[0], report.sessions[-1]
+            report.errors.append(
+                Problem(
+                    f"symbol {symbol} has no {base} bars in regular hours from {first} to {last}",
+                    where=str(store.symbol_dir(base, symbol)),
+                    hint="check the dates of its files with `backtest data info`",
+                    exit_code=4,
+                )
+            )
+    for i, plan in enumerate(plans):
+        if counts[i].sum() == 0:
+            report.errors.append(
+                Problem(
+                    f"no {base} bars on {plan.session} for any symbol",
+                    where=str(plan.session),
+                    hint="import that day or leave it out of the run (session.start/end, --start/--end)",
+                    exit_code=4,
+                )
+            )
+        else:
+            for j in np.flatnonzero(counts[i] == 0):
+                report.warnings.append(
+                    Problem(f"{symbols[j]} has no bars on {plan.session}", where=symbols[j])
+                )
+    trailing = config.historical.trailing_days
+    if trailing:
+        first_needed = calendar.previous_sessions(report.sessions[0], trailing)
+        if first_needed:
+            begin = calendar.plan(first_needed[0]).open_ns
+            for symbol, first_ns in store.first_bar_ns(base, symbols).items():
+                if first_ns > begin:
+                    report.warnings.append(
+                        Problem(
+                            f"trailing window of {trailing} sessions starts {first_needed[0]}, "
+                            f"before {symbol}'s data begins",
+                            where=symbol,
+                            hint="lower historical.trailing_days or import older data",
+                        )
+                    )
+
