@@ -1,0 +1,384 @@
+"""The `backtest` command line: parses, renders, maps errors to exit codes.
+
+No business logic lives here; every command calls into core/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli import render
+from cli.errors import handled
+
+app = typer.Typer(
+    name="backtest",
+    help=(
+        "Replay intraday 1-minute bars day by day through a session coordinator, the way a "
+        "live trading system lives through those days.\n\n"
+        "Exit codes: 0 success, 2 bad usage, 3 invalid config, 4 data missing or invalid, "
+        "5 failure during a session, 130 interrupted."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+inspect_app = typer.Typer(help="Show what a run left behind.", no_args_is_help=True)
+data_app = typer.Typer(help="Manage the Parquet bar store.", no_args_is_help=True)
+app.add_typer(inspect_app, name="inspect")
+app.add_typer(data_app, name="data")
+
+DEFAULT_RESULTS = "results"
+
+ConfigArg = Annotated[
+    Path, typer.Argument(help="Session config (TOML). See sample_configs/ for examples.", show_default=False)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Bar store directory; wins over [data] dir and BACKTEST_DATA_DIR."),
+]
+ResultsDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--results-dir",
+        help=f"Where run results go (default: BACKTEST_RESULTS_DIR or ./{DEFAULT_RESULTS}).",
+    ),
+]
+DaysOpt = Annotated[
+    int | None, typer.Option("--days", min=1, help="Run only the first N trading days from the start.")
+]
+StartOpt = Annotated[
+    dt.datetime | None,
+    typer.Option("--start", formats=["%Y-%m-%d"], help="First day (a non-trading day starts at the next session)."),
+]
+EndOpt = Annotated[
+    dt.datetime | None, typer.Option("--end", formats=["%Y-%m-%d"], help="Last day, inclusive.")
+]
+ClockOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--clock",
+        help="'data': jump to the next bar end; 'clock': tick every base interval, bars or not.",
+    ),
+]
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    ctx.obj = {"debug": debug or os.environ.get("BACKTEST_DEBUG") == "1"}
+
+
+def _overrides(
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    clock: str | None = None,
+    data_dir: Path | None = None,
+) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    session: dict[str, Any] = {}
+    if start is not None:
+        session["start"] = start.date()
+    if end is not None:
+        session["end"] = end.date()
+    if clock is not None:
+        if clock not in ("data", "clock"):
+            raise typer.BadParameter("must be 'data' or 'clock'", param_hint="--clock")
+        session["clock"] = clock
+    if session:
+        overrides["session"] = session
+    if data_dir is not None:
+        overrides["data"] = {"dir": str(data_dir)}
+    return overrides
+
+
+def _results_dir(option: Path | None) -> Path:
+    return (option or Path(os.environ.get("BACKTEST_RESULTS_DIR", DEFAULT_RESULTS))).expanduser().resolve()
+
+
+@app.command()
+@handled
+def validate(
+    config: ConfigArg,
+    json_out: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+    days: DaysOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+) -> int:
+    """Check a config and its data once, as a run does before its first day.
+
+    Config well formed, exchange known, dates inside the calendar, data present
+    for every symbol, day and interval; chooses the base interval and lists the
+    derived ones. Registers and loads nothing.
+    """
+    from core.config import load_config
+    from core.validation import validate as run_validation
+
+    loaded = load_config(config, _overrides(start, end, None, data_dir))
+    report = run_validation(loaded, days)
+    if json_out:
+        render.print_json(
+            {
+                "valid": report.valid,
+                "config": str(config),
+                "exchange": report.exchange,
+                "sessions": [s.isoformat() for s in report.sessions],
+                "symbols": report.symbols,
+                "base_interval": report.base_interval,
+                "derived_intervals": report.derived_intervals,
+                "errors": [str(p) for p in report.errors],
+                "warnings": [str(p) for p in report.warnings],
+                "coverage": {
+                    symbol: {day.isoformat(): {"present": p, "expected": e} for day, (p, e) in days_.items()}
+                    for symbol, days_ in report.coverage.items()
+                },
+            }
+        )
+    else:
+        render.validation_report(report, str(config))
+    if not report.valid:
+        for problem in report.errors[:1]:
+            render.error(str(problem))
+    return report.exit_code
+
+
+@app.command()
+@handled
+def run(
+    config: ConfigArg,
+    days: DaysOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    clock: ClockOpt = None,
+    data_dir: DataDirOpt = None,
+    results_dir: ResultsDirOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Run the backtest day by day and save the results (the last day complete).
+
+    Shows each day and its phases as they happen on stderr, then a summary.
+    With --json, stdout carries one document: run_id, results, days, totals.
+    """
+    from core.config import load_config
+    from core.runs import run_and_save
+    from core.snapshot import iso
+
+    loaded = load_config(config, _overrides(start, end, clock, data_dir))
+    with render.RunProgress() as progress:
+        outcome = run_and_save(loaded, _results_dir(results_dir), days, on_event=progress)
+    result = outcome.result
+    streaming = sum(d.phase_seconds.get("streaming", 0.0) for d in result.days)
+    if json_out:
+        render.print_json(
+            {
+                "run_id": outcome.run_id,
+                "results": str(outcome.results_path),
+                "base_interval": result.report.base_interval,
+                "derived_intervals": result.report.derived_intervals,
+                "days": [
+                    {
+                        "date": d.session.isoformat(),
+                        "market_open": iso(d.market_open_ns),
+                        "market_close": iso(d.market_close_ns),
+                        "clock": iso(d.clock_ns),
+                        "bars": d.bars,
+                        "symbols": d.symbols,
+                        "quality": d.quality_mean,
+                        "phase_seconds": d.phase_seconds,
+                    }
+                    for d in result.days
+                ],
+                "totals": {
+                    "days": len(result.days),
+                    "symbols": len(result.report.symbols),
+                    "bars": result.bars,
+                    "seconds": result.seconds,
+                    "bars_per_second": result.bars / result.seconds if result.seconds else None,
+                    "streaming_seconds": streaming,
+                    "streaming_bars_per_second": result.bars / streaming if streaming else None,
+                },
+            }
+        )
+    else:
+        render.run_summary(outcome, len(result.report.symbols))
+    return 0
+
+
+SymbolOpt = Annotated[list[str] | None, typer.Option("--symbol", help="Show only this symbol (repeatable).")]
+IntervalOpt = Annotated[
+    list[str] | None, typer.Option("--interval", help="Show only this interval (repeatable).")
+]
+SeriesOpt = Annotated[bool, typer.Option("--series", help="Include each indicator's whole series.")]
+
+
+def _show_day(snapshot: Any, symbol: list[str] | None, interval: list[str] | None, series: bool,
+              json_out: bool) -> int:
+    from core.errors import ConfigError
+
+    for name in symbol or []:
+        if name not in snapshot.symbols:
+            raise ConfigError(
+                f"symbol {name} is not in the day", where="--symbol", hint=f"symbols: {', '.join(snapshot.symbols)}"
+            )
+    for name in interval or []:
+        if name not in snapshot.intervals:
+            raise ConfigError(
+                f"interval {name} is not in the day",
+                where="--interval",
+                hint=f"intervals: {', '.join(snapshot.intervals)}",
+            )
+    if json_out:
+        render.print_json(snapshot.to_document(symbol, interval, series))
+    else:
+        render.day_tables(snapshot, symbol or [], interval or [])
+    return 0
+
+
+@inspect_app.command("last-day")
+@handled
+def inspect_last_day(
+    results_dir: ResultsDirOpt = None,
+    symbol: SymbolOpt = None,
+    interval: IntervalOpt = None,
+    series: SeriesOpt = False,
+    json_out: JsonOpt = False,
+) -> int:
+    """Show the last day of the latest run exactly as it ended."""
+    from core.runs import last_day
+
+    return _show_day(last_day(_results_dir(results_dir)), symbol, interval, series, json_out)
+
+
+@app.command("inspect-day")
+@handled
+def inspect_day(
+    day: Annotated[
+        str, typer.Argument(help="last-day (default) or a date YYYY-MM-DD to replay from the stored config.")
+    ] = "last-day",
+    results_dir: ResultsDirOpt = None,
+    symbol: SymbolOpt = None,
+    interval: IntervalOpt = None,
+    series: SeriesOpt = False,
+    json_out: JsonOpt = False,
+) -> int:
+    """Show one day of the latest run; a date other than the last is replayed from its config."""
+    from core.runs import last_day, replay_day
+
+    if day == "last-day":
+        snapshot = last_day(_results_dir(results_dir))
+    else:
+        try:
+            date = dt.date.fromisoformat(day)
+        except ValueError:
+            raise typer.BadParameter(f"{day!r} is neither last-day nor YYYY-MM-DD", param_hint="DAY") from None
+        with render.RunProgress(quiet=True) as progress:
+            snapshot = replay_day(_results_dir(results_dir), date, on_event=progress)
+    return _show_day(snapshot, symbol, interval, series, json_out)
+
+
+@data_app.command("sample")
+@handled
+def data_sample(
+    symbols: Annotated[
+        str, typer.Option("--symbols", help="Comma-separated names (MSFT,JPM) or a count (20 -> S0000..S0019).")
+    ] = "MSFT,JPM,TLT,SPY",
+    start: Annotated[
+        dt.datetime, typer.Option("--start", formats=["%Y-%m-%d"], help="First session (or the next one).")
+    ] = dt.datetime(2023, 10, 2),
+    days: Annotated[int, typer.Option("--days", min=1, help="Trading sessions to generate.")] = 45,
+    data_dir: DataDirOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same bytes.")] = 7,
+    exchange: Annotated[str, typer.Option("--exchange", help="exchange_calendars code.")] = "XNYS",
+    extended: Annotated[bool, typer.Option("--extended", help="Add thin pre-market and after-hours bars.")] = False,
+    gaps: Annotated[bool, typer.Option("--gaps/--no-gaps", help="Leave a few realistic gaps.")] = True,
+    json_out: JsonOpt = False,
+) -> int:
+    """Write deterministic synthetic 1m bars on the calendar's real sessions."""
+    from calendars import TradingCalendar
+    from core.sample import SampleSpec, generated_symbols, write_sample
+    from core.store import ParquetStore
+
+    names = generated_symbols(int(symbols)) if symbols.strip().isdigit() else [
+        s.strip() for s in symbols.split(",") if s.strip()
+    ]
+    if not names:
+        raise typer.BadParameter("no symbols given", param_hint="--symbols")
+    first = start.date()
+    calendar = TradingCalendar(exchange, first, first + dt.timedelta(days=days * 7 // 5 + 30))
+    sessions = calendar.sessions_from(first, days)
+    root = _data_dir(data_dir)
+    rows = write_sample(
+        ParquetStore(root),
+        SampleSpec(names, [calendar.plan(s) for s in sessions], seed=seed, extended=extended, gaps=gaps),
+    )
+    summary = {
+        "data_dir": str(root),
+        "symbols": names if len(names) <= 50 else len(names),
+        "sessions": len(sessions),
+        "first": sessions[0].isoformat(),
+        "last": sessions[-1].isoformat(),
+        "rows": rows,
+    }
+    if json_out:
+        render.print_json(summary)
+    else:
+        render.stderr.print(
+            f"wrote {rows:,} 1m bars of {len(names)} symbol(s), {len(sessions)} sessions "
+            f"{sessions[0]} .. {sessions[-1]} to {root}",
+            highlight=False,
+        )
+    return 0
+
+
+def _data_dir(option: Path | None) -> Path:
+    return (option or Path(os.environ.get("BACKTEST_DATA_DIR", "data"))).expanduser().resolve()
+
+
+@data_app.command("info")
+@handled
+def data_info(data_dir: DataDirOpt = None, json_out: JsonOpt = False) -> int:
+    """List what the store holds: per interval and symbol, files, rows, first and last bar."""
+    from core.store import ParquetStore
+
+    store = ParquetStore(_data_dir(data_dir))
+    store.check_root()
+    series = store.describe()
+    if json_out:
+        render.print_json(
+            {
+                "data_dir": str(store.root),
+                "series": [
+                    {
+                        "interval": s.interval,
+                        "symbol": s.symbol,
+                        "files": s.files,
+                        "rows": s.rows,
+                        "first": s.first.isoformat() if s.first else None,
+                        "last": s.last.isoformat() if s.last else None,
+                    }
+                    for s in series
+                ],
+            }
+        )
+        return 0
+    from rich.table import Table
+
+    table = Table(title=str(store.root))
+    for name in ("interval", "symbol", "files", "rows", "first bar (UTC)", "last bar (UTC)"):
+        table.add_column(name, justify="right" if name in ("files", "rows") else "left")
+    for s in series:
+        table.add_row(s.interval, s.symbol, str(s.files), f"{s.rows:,}", str(s.first), str(s.last))
+    render.stdout.print(table)
+    return 0
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,63 @@
+"""Exit codes, decided in one place.
+
+0 success; 2 bad command-line usage; 3 invalid config; 4 data missing or
+invalid; 5 failure during a session; 130 interrupted.  Every non-zero exit
+prints one paragraph naming what is at fault; --debug adds the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+import typer
+
+from calendars import CalendarError
+from cli import render
+from core.errors import BacktestError
+
+EXIT_INTERRUPTED = 130
+EXIT_SESSION = 5
+EXIT_CONFIG = 3
+
+
+def _debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx else None
+    return bool(root and isinstance(root.obj, dict) and root.obj.get("debug"))
+
+
+def handled(command: Callable[..., int]) -> Callable[..., None]:
+    """Run ``command``; turn its result or error into the CONTRACT exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            code = command(*args, **kwargs)
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            render.error("interrupted; earlier results were left as they were")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BacktestError as exc:
+            _report(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except CalendarError as exc:
+            _report(exc)
+            raise typer.Exit(EXIT_CONFIG) from None
+        except Exception as exc:  # a bug of ours: still one paragraph, never a bare traceback
+            _report(exc, prefix=f"internal error ({type(exc).__name__}): ")
+            raise typer.Exit(EXIT_SESSION) from None
+        raise typer.Exit(code or 0)
+
+    return wrapper
+
+
+def _report(exc: BaseException, prefix: str = "") -> None:
+    if _debug():
+        render.stderr.print(traceback.format_exc(), markup=False, highlight=False)
+    hint = "" if _debug() or not prefix else " (run with --debug for the traceback)"
+    render.error(f"{prefix}{exc}{hint}")

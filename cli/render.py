@@ -1,0 +1,233 @@
+"""All terminal output: progress while a run goes, tables after it, errors.
+
+Progress and logs go to stderr; stdout carries only results (and, with
+--json, exactly one JSON document).  Without a terminal, no animations:
+plain lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.events import (
+    BarsStreamed,
+    DayFinished,
+    Event,
+    PhaseFinished,
+    PhaseStarted,
+    RunStarted,
+)
+from core.snapshot import DaySnapshot, iso
+from core.validation import ValidationReport
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(document: Any) -> None:
+    """Exactly one JSON document on stdout."""
+    sys.stdout.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str) -> None:
+    stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+
+class RunProgress:
+    """Renders coordinator events: a live display on a terminal, plain lines elsewhere."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self._live = stderr.is_terminal and not quiet
+        self._quiet = quiet
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._days = 0
+
+    def __enter__(self) -> RunProgress:
+        if self._live:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[bars]}"),
+                TimeElapsedColumn(),
+                console=stderr,
+                transient=False,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if self._quiet:
+            return
+        if isinstance(event, RunStarted):
+            self._days = event.days
+            derived = ", ".join(event.derived_intervals) or "none"
+            self._line(
+                f"run: {event.days} day(s), {event.symbols} symbol(s), base {event.base_interval}, "
+                f"derived {derived}"
+            )
+            if self._progress is not None:
+                self._task = self._progress.add_task("starting", total=event.days, bars="")
+        elif isinstance(event, PhaseStarted):
+            label = f"day {event.day_index + 1}/{event.days} {event.session} phase {event.phase} {event.name}"
+            if self._progress is not None:
+                self._progress.update(self._task, description=label)
+        elif isinstance(event, PhaseFinished):
+            if self._progress is None:
+                self._line(
+                    f"day {event.day_index + 1}/{event.days} {event.session} "
+                    f"phase {event.phase} {event.name}: {event.seconds * 1000:.1f} ms"
+                )
+        elif isinstance(event, BarsStreamed):
+            if self._progress is not None:
+                self._progress.update(
+                    self._task, bars=f"{event.bars:,}/{event.expected:,} bars  clock {_hhmm(event.clock_ns)}"
+                )
+        elif isinstance(event, DayFinished):
+            result = event.result
+            quality = f", quality {result.quality_mean:.3f}" if result.quality_mean is not None else ""
+            text = (
+                f"day {event.day_index + 1}/{event.days} {result.session} done: {result.bars:,} bars, "
+                f"clock {iso(result.clock_ns)}{quality}"
+            )
+            if self._progress is not None:
+                self._progress.advance(self._task)
+                self._progress.console.print(text, highlight=False)
+            else:
+                self._line(text)
+
+    def _line(self, text: str) -> None:
+        stderr.print(text, highlight=False, markup=False)
+
+
+def _hhmm(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).strftime("%H:%M UTC")
+
+
+def _local(ns: int, tz: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=ZoneInfo(tz)).strftime("%H:%M")
+
+
+def validation_report(report: ValidationReport, config_path: str) -> None:
+    status = "[green]valid[/]" if report.valid else "[red]invalid[/]"
+    stdout.print(f"{config_path}: {status}", markup=True)
+    table = Table(show_header=False, box=None)
+    table.add_row("exchange", report.exchange)
+    if report.sessions:
+        table.add_row("sessions", f"{len(report.sessions)} ({report.sessions[0]} .. {report.sessions[-1]})")
+    table.add_row("symbols", ", ".join(report.symbols))
+    table.add_row("base interval", report.base_interval or "-")
+    table.add_row("derived intervals", ", ".join(report.derived_intervals) or "-")
+    stdout.print(table)
+    if report.coverage:
+        cover = Table(title="coverage (present / expected base bars, regular hours)")
+        cover.add_column("symbol")
+        cover.add_column("days with data", justify="right")
+        cover.add_column("bars", justify="right")
+        cover.add_column("worst day", justify="right")
+        for symbol, days in report.coverage.items():
+            present = sum(p for p, _ in days.values())
+            expected = sum(e for _, e in days.values())
+            worst_day, (wp, we) = min(days.items(), key=lambda kv: kv[1][0] / max(kv[1][1], 1))
+            cover.add_row(
+                symbol,
+                f"{sum(1 for p, _ in days.values() if p)}/{len(days)}",
+                f"{present:,}/{expected:,}",
+                f"{worst_day} {wp}/{we}",
+            )
+        stdout.print(cover)
+    for problem in report.errors:
+        stdout.print(f"[red]error[/] {problem}", markup=True, highlight=False)
+    for problem in report.warnings:
+        stdout.print(f"[yellow]warning[/] {problem}", markup=True, highlight=False)
+
+
+def run_summary(outcome: Any, symbols: int) -> None:
+    result = outcome.result
+    days = Table(title=f"run {outcome.run_id}")
+    for name in ("day", "date", "open (UTC)", "close (UTC)", "final clock", "bars", "quality"):
+        days.add_column(name, justify="right" if name in ("bars", "quality") else "left")
+    for i, day in enumerate(result.days, start=1):
+        days.add_row(
+            str(i),
+            day.session.isoformat() + (" (early close)" if day.early_close else ""),
+            _hhmm(day.market_open_ns),
+            _hhmm(day.market_close_ns),
+            _hhmm(day.clock_ns),
+            f"{day.bars:,}",
+            f"{day.quality_mean:.3f}" if day.quality_mean is not None else "-",
+        )
+    stdout.print(days)
+    phases = {"teardown": 0.0, "initialization": 0.0, "streaming": 0.0, "end": 0.0}
+    for day in result.days:
+        for name, seconds in day.phase_seconds.items():
+            phases[name] = phases.get(name, 0.0) + seconds
+    streaming = phases["streaming"]
+    summary = Table(title="summary", show_header=False)
+    summary.add_row("days", str(len(result.days)))
+    summary.add_row("symbols", str(symbols))
+    summary.add_row("bars streamed", f"{result.bars:,}")
+    for name, seconds in phases.items():
+        summary.add_row(f"time in {name}", f"{seconds:.3f} s")
+    summary.add_row("total time", f"{result.seconds:.3f} s")
+    summary.add_row("bars/s (whole run)", f"{result.bars / result.seconds:,.0f}" if result.seconds else "-")
+    summary.add_row("bars/s (streaming)", f"{result.bars / streaming:,.0f}" if streaming else "-")
+    summary.add_row("results", str(outcome.results_path))
+    stdout.print(summary)
+
+
+def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) -> None:
+    """Rich tables of one day: per symbol, bars per interval, first/last bar, quality."""
+    head = (
+        f"{snapshot.date} {snapshot.exchange}  open {iso(snapshot.market_open_ns)}  "
+        f"close {iso(snapshot.market_close_ns)}  clock {iso(snapshot.clock_ns)}  "
+        f"session {'active' if snapshot.session_active else 'inactive'}  run {snapshot.run_id}"
+    )
+    stdout.print(head, markup=False)
+    table = Table(title="bars")
+    for name in ("symbol", "interval", "bars", "first bar", "last bar", "last close", "partial"):
+        name = f"{name} ({snapshot.tz})" if name in ("first bar", "last bar") else name
+        table.add_column(name, justify="right" if name in ("bars", "last close") else "left")
+    chosen = [s for s in snapshot.symbols if not symbols or s in symbols]
+    shown_intervals = [i for i in snapshot.intervals if not intervals or i in intervals]
+    for symbol in chosen:
+        for interval in shown_intervals:
+            bars = snapshot.bars[(symbol, interval)]
+            if len(bars):
+                first, last = _local(int(bars.ts[0]), snapshot.tz), _local(int(bars.ts[-1]), snapshot.tz)
+                close = f"{bars.close[-1]:.4f}"
+            else:
+                first = last = close = "-"
+            table.add_row(symbol, interval, f"{len(bars):,}", first, last, close, str(int(bars.partial.sum())))
+    stdout.print(table)
+    quality = Table(title="data quality (regular hours, base interval)")
+    for name in ("symbol", "score", "present/expected", "largest gap", "history score"):
+        quality.add_column(name, justify="left" if name == "symbol" else "right")
+    for symbol in chosen:
+        record = snapshot.quality.get(symbol)
+        if record is None:
+            continue
+        history = "-" if record.history_score is None else f"{record.history_score:.3f}"
+        quality.add_row(
+            symbol,
+            f"{record.score:.3f}",
+            f"{record.present_bars}/{record.expected_bars}",
+            f"{record.largest_gap}",
+            history,
+        )
+    stdout.print(quality)

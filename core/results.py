@@ -1,0 +1,250 @@
+"""Run results: one DuckDB file per run, written atomically, and a `latest` pointer.
+
+The file holds the run (id, effective config), a row per day (metrics) and
+the complete last day (bars per interval, quality, scans, insertions).  It
+is written under a temporary name and renamed at the end, so a failed or
+interrupted run never damages earlier results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from calendars import Interval
+from core.bars import SymbolBars
+from core.errors import ResultsError
+from core.events import DayResult
+from core.session_data import QualityRecord
+from core.snapshot import DaySnapshot
+
+LATEST = "latest"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """The run as stored: id, effective config and what validation chose."""
+
+    run_id: str
+    config_json: str
+    base_interval: str
+    derived_intervals: list[str]
+    days: list[DayResult]
+
+
+class ResultsStore:
+    """A results directory: ``<run_id>.duckdb`` files and a ``latest`` pointer."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def check_writable(self) -> None:
+        """Fail before the run starts when results could not be written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise ResultsError(
+                f"results directory is not writable: {exc.strerror or exc}",
+                where=str(self.root),
+                hint="choose another with --results-dir or fix its permissions",
+            ) from exc
+
+    def path_of(self, run_id: str) -> Path:
+        return self.root / f"{run_id}.duckdb"
+
+    def write(self, record: RunRecord, snapshot: DaySnapshot) -> Path:
+        """Write the run's file under a temporary name, rename it, move `latest`."""
+        self.check_writable()
+        target = self.path_of(record.run_id)
+        tmp = self.root / f".{record.run_id}.duckdb.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                _write_tables(con, record, snapshot)
+            finally:
+                con.close()
+            os.replace(tmp, target)
+        except (OSError, duckdb.Error) as exc:
+            tmp.unlink(missing_ok=True)
+            raise ResultsError(f"cannot write results: {exc}", where=str(target)) from exc
+        pointer = self.root / f".{LATEST}.tmp"
+        pointer.write_text(target.name + "\n")
+        os.replace(pointer, self.root / LATEST)
+        return target
+
+    def latest(self) -> Path:
+        """The file the `latest` pointer names."""
+        pointer = self.root / LATEST
+        if not pointer.exists():
+            raise ResultsError(
+                "no results yet",
+                where=str(self.root),
+                hint="run `backtest run CONFIG` first, or pass --results-dir",
+            )
+        target = self.root / pointer.read_text().strip()
+        if not target.exists():
+            raise ResultsError("the latest results file is missing", where=str(target))
+        return target
+
+    def read(self, path: Path | None = None) -> tuple[RunRecord, DaySnapshot]:
+        """The run record and last-day snapshot of ``path`` (default: latest)."""
+        path = path or self.latest()
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            raise ResultsError(f"cannot open results: {exc}", where=str(path)) from exc
+        try:
+            return _read_tables(con)
+        except duckdb.Error as exc:
+            raise ResultsError(
+                f"results file is unreadable: {exc}", where=str(path), hint="run again to rewrite it"
+            ) from exc
+        finally:
+            con.close()
+
+
+def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySnapshot) -> None:
+    con.execute(
+        """CREATE TABLE run (run_id VARCHAR, schema_version INTEGER, config_json VARCHAR,
+           base_interval VARCHAR, derived_intervals VARCHAR)"""
+    )
+    con.execute(
+        "INSERT INTO run VALUES (?, ?, ?, ?, ?)",
+        [record.run_id, SCHEMA_VERSION, record.config_json, record.base_interval,
+         json.dumps(record.derived_intervals)],
+    )
+    days = pa.table(
+        {
+            "day_index": pa.array(range(len(record.days)), pa.int32()),
+            "date": pa.array([d.session for d in record.days], pa.date32()),
+            "market_open_ns": pa.array([d.market_open_ns for d in record.days], pa.int64()),
+            "market_close_ns": pa.array([d.market_close_ns for d in record.days], pa.int64()),
+            "clock_ns": pa.array([d.clock_ns for d in record.days], pa.int64()),
+            "bars": pa.array([d.bars for d in record.days], pa.int64()),
+            "symbols": pa.array([d.symbols for d in record.days], pa.int32()),
+            "early_close": pa.array([d.early_close for d in record.days], pa.bool_()),
+            "quality_mean": pa.array([d.quality_mean for d in record.days], pa.float64()),
+            "phase_seconds_json": pa.array([json.dumps(d.phase_seconds) for d in record.days]),
+        }
+    )
+    con.execute("CREATE TABLE days AS SELECT * FROM days")
+    con.execute(
+        """CREATE TABLE last_day (date DATE, exchange VARCHAR, tz VARCHAR, market_open_ns BIGINT,
+           market_close_ns BIGINT, clock_ns BIGINT, session_active BOOLEAN,
+           symbols_json VARCHAR, intervals_json VARCHAR, scans_json VARCHAR, insertions_json VARCHAR)"""
+    )
+    con.execute(
+        "INSERT INTO last_day VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [snap.date, snap.exchange, snap.tz, snap.market_open_ns, snap.market_close_ns, snap.clock_ns,
+         snap.session_active, json.dumps(snap.symbols), json.dumps(snap.intervals),
+         json.dumps(snap.scans), json.dumps(snap.insertions)],
+    )
+    last_day_bars = _bars_table(snap)  # noqa: F841 - read by DuckDB's replacement scan
+    con.execute("CREATE TABLE last_day_bars AS SELECT * FROM last_day_bars")
+    quality = pa.Table.from_pylist(  # noqa: F841 - read by DuckDB's replacement scan
+        [{"symbol": s, **_quality_row(q)} for s, q in snap.quality.items()],
+        schema=_QUALITY_SCHEMA,
+    )
+    con.execute("CREATE TABLE last_day_quality AS SELECT * FROM quality")
+
+
+_QUALITY_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("score", pa.float64()),
+        ("expected_bars", pa.int64()),
+        ("present_bars", pa.int64()),
+        ("largest_gap", pa.int64()),
+        ("history_score", pa.float64()),
+        ("history_expected", pa.int64()),
+        ("history_present", pa.int64()),
+        ("dropped", pa.bool_()),
+    ]
+)
+
+
+def _quality_row(record: QualityRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _QUALITY_SCHEMA.names if name != "symbol"}
+
+
+def _bars_table(snap: DaySnapshot) -> pa.Table:
+    parts = []
+    for (symbol, interval), bars in snap.bars.items():
+        n = len(bars)
+        parts.append(
+            pa.table(
+                {
+                    "symbol": pa.array([symbol] * n, pa.string()),
+                    "interval": pa.array([interval] * n, pa.string()),
+                    "ts_ns": pa.array(bars.ts, pa.int64()),
+                    "open": bars.open,
+                    "high": bars.high,
+                    "low": bars.low,
+                    "close": bars.close,
+                    "volume": bars.volume,
+                    "partial": pa.array(bars.partial, pa.bool_()),
+                }
+            )
+        )
+    if not parts:
+        return pa.table({"symbol": pa.array([], pa.string()), "interval": pa.array([], pa.string()),
+                         "ts_ns": pa.array([], pa.int64()),
+                         **{n: pa.array([], pa.float64()) for n in ("open", "high", "low", "close", "volume")},
+                         "partial": pa.array([], pa.bool_())})
+    return pa.concat_tables(parts)
+
+
+def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot]:
+    run_id, _, config_json, base, derived = con.execute("SELECT * FROM run").fetchone()  # type: ignore[misc]
+    day_rows = con.execute(
+        """SELECT date, market_open_ns, market_close_ns, clock_ns, bars, symbols,
+           phase_seconds_json, quality_mean, early_close FROM days ORDER BY day_index"""
+    ).fetchall()
+    days = [
+        DayResult(
+            session=row[0], market_open_ns=row[1], market_close_ns=row[2], clock_ns=row[3],
+            bars=row[4], symbols=row[5], phase_seconds=json.loads(row[6]), quality_mean=row[7],
+            early_close=row[8],
+        )
+        for row in day_rows
+    ]
+    record = RunRecord(run_id, config_json, base, json.loads(derived), days)
+    meta = con.execute("SELECT * FROM last_day").fetchone()
+    assert meta is not None
+    date, exchange, tz, open_ns, close_ns, clock_ns, active, syms, ivs, scans, inserts = meta
+    snapshot = DaySnapshot(
+        run_id=run_id, date=date if isinstance(date, dt.date) else dt.date.fromisoformat(str(date)),
+        exchange=exchange, tz=tz, market_open_ns=open_ns, market_close_ns=close_ns, clock_ns=clock_ns,
+        session_active=active, symbols=json.loads(syms), intervals=json.loads(ivs),
+        scans=json.loads(scans), insertions=json.loads(inserts),
+    )
+    cols = con.execute(
+        """SELECT symbol, interval, ts_ns, open, high, low, close, volume, partial
+           FROM last_day_bars ORDER BY symbol, interval, ts_ns"""
+    ).fetchnumpy()
+    symbol_col, interval_col = cols["symbol"], cols["interval"]
+    for symbol in snapshot.symbols:
+        for interval in snapshot.intervals:
+            rows = np.flatnonzero((symbol_col == symbol) & (interval_col == interval))
+            snapshot.bars[(symbol, interval)] = SymbolBars(
+                interval=Interval.parse(interval),
+                ts=cols["ts_ns"][rows].astype(np.int64),
+                **{name: cols[name][rows].astype(np.float64) for name in ("open", "high", "low", "close", "volume")},
+                partial=cols["partial"][rows].astype(bool),
+            )
+    for row in con.execute("SELECT * FROM last_day_quality").fetchall():
+        snapshot.quality[row[0]] = QualityRecord(*row[1:])
+    return record, snapshot

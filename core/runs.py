@@ -1,0 +1,80 @@
+"""Whole runs: run a config and persist it, read the last day, replay one day.
+
+The command line calls these; they hold no terminal logic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.config import SessionConfig, config_from_json
+from core.coordinator import RunResult, SessionCoordinator
+from core.errors import ConfigError
+from core.events import EventHandler
+from core.results import ResultsStore, RunRecord
+from core.snapshot import DaySnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    run_id: str
+    results_path: Path
+    result: RunResult
+    snapshot: DaySnapshot
+
+
+def run_id_of(config: SessionConfig, sessions: list[dt.date]) -> str:
+    """Stable id: the same effective config over the same sessions, the same id."""
+    text = config.canonical_json() + "|" + ",".join(s.isoformat() for s in sessions)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_and_save(
+    config: SessionConfig,
+    results_dir: Path,
+    days_limit: int | None = None,
+    on_event: EventHandler | None = None,
+) -> RunOutcome:
+    """Run every day of ``config`` and write the results file (atomically)."""
+    results = ResultsStore(results_dir)
+    results.check_writable()
+    result = SessionCoordinator(config, days_limit=days_limit, on_event=on_event).run()
+    sessions = [day.session for day in result.days]
+    run_id = run_id_of(config, sessions)
+    assert result.session_data is not None and result.clock is not None
+    snapshot = DaySnapshot.capture(run_id, result.session_data, result.clock.now_ns)
+    record = RunRecord(
+        run_id=run_id,
+        config_json=config.canonical_json(),
+        base_interval=result.report.base_interval or "",
+        derived_intervals=list(result.report.derived_intervals),
+        days=result.days,
+    )
+    path = results.write(record, snapshot)
+    return RunOutcome(run_id, path, result, snapshot)
+
+
+def last_day(results_dir: Path) -> DaySnapshot:
+    """The last day of the latest run, as stored."""
+    _, snapshot = ResultsStore(results_dir).read()
+    return snapshot
+
+
+def replay_day(results_dir: Path, day: dt.date, on_event: EventHandler | None = None) -> DaySnapshot:
+    """Replay one day from the latest run's stored config (days are independent on the data side)."""
+    record, _ = ResultsStore(results_dir).read()
+    config = config_from_json(record.config_json)
+    session = config.session.model_copy(update={"start": day, "end": day, "days": None})
+    one_day = config.model_copy(update={"session": session})
+    result = SessionCoordinator(one_day, on_event=on_event).run()
+    if not result.days or result.days[0].session != day:
+        raise ConfigError(
+            f"{day} is not a {config.session.exchange} session",
+            where=str(day),
+            hint="pick a trading day; `backtest inspect last-day` shows the last one",
+        )
+    assert result.session_data is not None and result.clock is not None
+    return DaySnapshot.capture(record.run_id, result.session_data, result.clock.now_ns)

@@ -1,0 +1,145 @@
+"""A day as it ended: the shape `inspect` shows and the results file stores.
+
+Captured from SessionData at the end of a run (or of a one-day replay), it
+turns into the JSON document of CONTRACT.md the same way whether it came
+from memory or from a results file, so `inspect-day D` of the last day
+equals `inspect last-day`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.bars import SymbolBars
+from core.session_data import QualityRecord, SessionData
+
+
+@dataclass(slots=True)
+class DaySnapshot:
+    """Everything a finished day holds, in plain columns."""
+
+    run_id: str
+    date: dt.date
+    exchange: str
+    tz: str
+    market_open_ns: int
+    market_close_ns: int
+    clock_ns: int
+    session_active: bool
+    symbols: list[str]
+    intervals: list[str]
+    bars: dict[tuple[str, str], SymbolBars] = field(default_factory=dict)
+    quality: dict[str, QualityRecord] = field(default_factory=dict)
+    scans: list[dict[str, Any]] = field(default_factory=list)
+    insertions: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def capture(cls, run_id: str, data: SessionData, clock_ns: int) -> DaySnapshot:
+        plan = data.plan
+        if plan is None:
+            raise ValueError("SessionData holds no session to capture")
+        snapshot = cls(
+            run_id=run_id,
+            date=plan.session,
+            exchange=plan.exchange,
+            tz=plan.tz,
+            market_open_ns=plan.open_ns,
+            market_close_ns=plan.close_ns,
+            clock_ns=clock_ns,
+            session_active=data.active,
+            symbols=list(data.symbols),
+            intervals=list(data.intervals),
+        )
+        for symbol in data.symbols:
+            view = data[symbol]
+            for interval in data.intervals:
+                snapshot.bars[(symbol, interval)] = view.bars(interval)
+            record = view.quality
+            if record is not None:
+                snapshot.quality[symbol] = record
+        return snapshot
+
+    def to_document(
+        self,
+        symbols: list[str] | None = None,
+        intervals: list[str] | None = None,
+        series: bool = False,
+    ) -> dict[str, Any]:
+        """The JSON document of `inspect --json` (CONTRACT.md)."""
+        chosen_symbols = [s for s in self.symbols if not symbols or s in symbols]
+        chosen_intervals = [i for i in self.intervals if not intervals or i in intervals]
+        return {
+            "run_id": self.run_id,
+            "date": self.date.isoformat(),
+            "exchange": self.exchange,
+            "market_open": iso(self.market_open_ns),
+            "market_close": iso(self.market_close_ns),
+            "clock": iso(self.clock_ns),
+            "session_active": self.session_active,
+            "symbols": {
+                symbol: {
+                    "bars": {
+                        interval: bar_records(self.bars[(symbol, interval)])
+                        for interval in chosen_intervals
+                    },
+                    "indicators": {},
+                    "quality": quality_record(self.quality.get(symbol)),
+                }
+                for symbol in chosen_symbols
+            },
+            "scans": list(self.scans),
+            "insertions": list(self.insertions),
+        }
+
+
+def iso(ns: int) -> str:
+    """ISO-8601 with offset, UTC."""
+    return pd.Timestamp(int(ns), tz="UTC").isoformat()
+
+
+def iso_many(ns: np.ndarray) -> list[str]:
+    """:func:`iso` of many UTC nanosecond times at once."""
+    text = np.datetime_as_string(ns.astype("datetime64[ns]"), unit="s")
+    return [f"{t}+00:00" for t in text.tolist()]
+
+
+def bar_records(bars: SymbolBars) -> list[dict[str, Any]]:
+    columns = [
+        (name, [_number(v) for v in getattr(bars, name).tolist()])
+        for name in ("open", "high", "low", "close", "volume")
+    ]
+    records = []
+    for i, (ts, partial) in enumerate(zip(iso_many(bars.ts), bars.partial.tolist(), strict=True)):
+        record: dict[str, Any] = {"ts": ts}
+        for name, values in columns:
+            record[name] = values[i]
+        if partial:
+            record["partial"] = True
+        records.append(record)
+    return records
+
+
+def quality_record(record: QualityRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "score": record.score,
+        "expected_bars": record.expected_bars,
+        "present_bars": record.present_bars,
+        "largest_gap": record.largest_gap,
+        "history_score": record.history_score,
+        "history_expected_bars": record.history_expected,
+        "history_present_bars": record.history_present,
+        "dropped": record.dropped,
+    }
+
+
+def _number(value: float) -> float | None:
+    number = float(value)
+    return None if math.isnan(number) else number
