@@ -35,12 +35,19 @@ app.add_typer(data_app, name="data")
 DEFAULT_RESULTS = "results"
 
 ConfigArg = Annotated[
-    Path, typer.Argument(help="Session config (TOML). See sample_configs/ for examples.", show_default=False)
+    Path,
+    typer.Argument(
+        help="Session config (TOML). See sample_configs/ for examples.", show_default=False
+    ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")
+]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Bar store directory; wins over [data] dir and BACKTEST_DATA_DIR."),
+    typer.Option(
+        "--data-dir", help="Bar store directory; wins over [data] dir and BACKTEST_DATA_DIR."
+    ),
 ]
 ResultsDirOpt = Annotated[
     Path | None,
@@ -50,11 +57,16 @@ ResultsDirOpt = Annotated[
     ),
 ]
 DaysOpt = Annotated[
-    int | None, typer.Option("--days", min=1, help="Run only the first N trading days from the start.")
+    int | None,
+    typer.Option("--days", min=1, help="Run only the first N trading days from the start."),
 ]
 StartOpt = Annotated[
     dt.datetime | None,
-    typer.Option("--start", formats=["%Y-%m-%d"], help="First day (a non-trading day starts at the next session)."),
+    typer.Option(
+        "--start",
+        formats=["%Y-%m-%d"],
+        help="First day (a non-trading day starts at the next session).",
+    ),
 ]
 EndOpt = Annotated[
     dt.datetime | None, typer.Option("--end", formats=["%Y-%m-%d"], help="Last day, inclusive.")
@@ -100,7 +112,11 @@ def _overrides(
 
 
 def _results_dir(option: Path | None) -> Path:
-    return (option or Path(os.environ.get("BACKTEST_RESULTS_DIR", DEFAULT_RESULTS))).expanduser().resolve()
+    return (
+        (option or Path(os.environ.get("BACKTEST_RESULTS_DIR", DEFAULT_RESULTS)))
+        .expanduser()
+        .resolve()
+    )
 
 
 @app.command()
@@ -137,7 +153,10 @@ def validate(
                 "errors": [str(p) for p in report.errors],
                 "warnings": [str(p) for p in report.warnings],
                 "coverage": {
-                    symbol: {day.isoformat(): {"present": p, "expected": e} for day, (p, e) in days_.items()}
+                    symbol: {
+                        day.isoformat(): {"present": p, "expected": e}
+                        for day, (p, e) in days_.items()
+                    }
                     for symbol, days_ in report.coverage.items()
                 },
             }
@@ -212,21 +231,30 @@ def run(
     return 0
 
 
-SymbolOpt = Annotated[list[str] | None, typer.Option("--symbol", help="Show only this symbol (repeatable).")]
+SymbolOpt = Annotated[
+    list[str] | None, typer.Option("--symbol", help="Show only this symbol (repeatable).")
+]
 IntervalOpt = Annotated[
     list[str] | None, typer.Option("--interval", help="Show only this interval (repeatable).")
 ]
 SeriesOpt = Annotated[bool, typer.Option("--series", help="Include each indicator's whole series.")]
 
 
-def _show_day(snapshot: Any, symbol: list[str] | None, interval: list[str] | None, series: bool,
-              json_out: bool) -> int:
+def _show_day(
+    snapshot: Any,
+    symbol: list[str] | None,
+    interval: list[str] | None,
+    series: bool,
+    json_out: bool,
+) -> int:
     from core.errors import ConfigError
 
     for name in symbol or []:
         if name not in snapshot.symbols:
             raise ConfigError(
-                f"symbol {name} is not in the day", where="--symbol", hint=f"symbols: {', '.join(snapshot.symbols)}"
+                f"symbol {name} is not in the day",
+                where="--symbol",
+                hint=f"symbols: {', '.join(snapshot.symbols)}",
             )
     for name in interval or []:
         if name not in snapshot.intervals:
@@ -261,7 +289,10 @@ def inspect_last_day(
 @handled
 def inspect_day(
     day: Annotated[
-        str, typer.Argument(help="last-day (default) or a date YYYY-MM-DD to replay from the stored config.")
+        str,
+        typer.Argument(
+            help="last-day (default) or a date YYYY-MM-DD to replay from the stored config."
+        ),
     ] = "last-day",
     results_dir: ResultsDirOpt = None,
     symbol: SymbolOpt = None,
@@ -278,7 +309,9 @@ def inspect_day(
         try:
             date = dt.date.fromisoformat(day)
         except ValueError:
-            raise typer.BadParameter(f"{day!r} is neither last-day nor YYYY-MM-DD", param_hint="DAY") from None
+            raise typer.BadParameter(
+                f"{day!r} is neither last-day nor YYYY-MM-DD", param_hint="DAY"
+            ) from None
         with render.RunProgress(quiet=True) as progress:
             snapshot = replay_day(_results_dir(results_dir), date, on_event=progress)
     return _show_day(snapshot, symbol, interval, series, json_out)
@@ -288,17 +321,25 @@ def inspect_day(
 @handled
 def data_sample(
     symbols: Annotated[
-        str, typer.Option("--symbols", help="Comma-separated names (MSFT,JPM) or a count (20 -> S0000..S0019).")
+        str,
+        typer.Option(
+            "--symbols", help="Comma-separated names (MSFT,JPM) or a count (20 -> S0000..S0019)."
+        ),
     ] = "MSFT,JPM,TLT,SPY",
     start: Annotated[
-        dt.datetime, typer.Option("--start", formats=["%Y-%m-%d"], help="First session (or the next one).")
+        dt.datetime,
+        typer.Option("--start", formats=["%Y-%m-%d"], help="First session (or the next one)."),
     ] = dt.datetime(2023, 10, 2),
     days: Annotated[int, typer.Option("--days", min=1, help="Trading sessions to generate.")] = 45,
     data_dir: DataDirOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same bytes.")] = 7,
     exchange: Annotated[str, typer.Option("--exchange", help="exchange_calendars code.")] = "XNYS",
-    extended: Annotated[bool, typer.Option("--extended", help="Add thin pre-market and after-hours bars.")] = False,
-    gaps: Annotated[bool, typer.Option("--gaps/--no-gaps", help="Leave a few realistic gaps.")] = True,
+    extended: Annotated[
+        bool, typer.Option("--extended", help="Add thin pre-market and after-hours bars.")
+    ] = False,
+    gaps: Annotated[
+        bool, typer.Option("--gaps/--no-gaps", help="Leave a few realistic gaps.")
+    ] = True,
     json_out: JsonOpt = False,
 ) -> int:
     """Write deterministic synthetic 1m bars on the calendar's real sessions."""
@@ -306,9 +347,11 @@ def data_sample(
     from core.sample import SampleSpec, generated_symbols, write_sample
     from core.store import ParquetStore
 
-    names = generated_symbols(int(symbols)) if symbols.strip().isdigit() else [
-        s.strip() for s in symbols.split(",") if s.strip()
-    ]
+    names = (
+        generated_symbols(int(symbols))
+        if symbols.strip().isdigit()
+        else [s.strip() for s in symbols.split(",") if s.strip()]
+    )
     if not names:
         raise typer.BadParameter("no symbols given", param_hint="--symbols")
     first = start.date()
@@ -317,7 +360,9 @@ def data_sample(
     root = _data_dir(data_dir)
     rows = write_sample(
         ParquetStore(root),
-        SampleSpec(names, [calendar.plan(s) for s in sessions], seed=seed, extended=extended, gaps=gaps),
+        SampleSpec(
+            names, [calendar.plan(s) for s in sessions], seed=seed, extended=extended, gaps=gaps
+        ),
     )
     summary = {
         "data_dir": str(root),

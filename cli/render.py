@@ -94,11 +94,14 @@ class RunProgress:
         elif isinstance(event, BarsStreamed):
             if self._progress is not None:
                 self._progress.update(
-                    self._task, bars=f"{event.bars:,}/{event.expected:,} bars  clock {_hhmm(event.clock_ns)}"
+                    self._task,
+                    bars=f"{event.bars:,}/{event.expected:,} bars  clock {_hhmm(event.clock_ns)} UTC",
                 )
         elif isinstance(event, DayFinished):
             result = event.result
-            quality = f", quality {result.quality_mean:.3f}" if result.quality_mean is not None else ""
+            quality = (
+                f", quality {result.quality_mean:.3f}" if result.quality_mean is not None else ""
+            )
             text = (
                 f"day {event.day_index + 1}/{event.days} {result.session} done: {result.bars:,} bars, "
                 f"clock {iso(result.clock_ns)}{quality}"
@@ -114,7 +117,7 @@ class RunProgress:
 
 
 def _hhmm(ns: int) -> str:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).strftime("%H:%M UTC")
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).strftime("%H:%M")
 
 
 def _local(ns: int, tz: str) -> str:
@@ -129,7 +132,9 @@ def validation_report(report: ValidationReport, config_path: str) -> None:
     table = Table(show_header=False, box=None)
     table.add_row("exchange", report.exchange)
     if report.sessions:
-        table.add_row("sessions", f"{len(report.sessions)} ({report.sessions[0]} .. {report.sessions[-1]})")
+        table.add_row(
+            "sessions", f"{len(report.sessions)} ({report.sessions[0]} .. {report.sessions[-1]})"
+        )
     table.add_row("symbols", ", ".join(report.symbols))
     table.add_row("base interval", report.base_interval or "-")
     table.add_row("derived intervals", ", ".join(report.derived_intervals) or "-")
@@ -160,17 +165,19 @@ def validation_report(report: ValidationReport, config_path: str) -> None:
 def run_summary(outcome: Any, symbols: int) -> None:
     result = outcome.result
     days = Table(title=f"run {outcome.run_id}")
-    for name in ("day", "date", "open (UTC)", "close (UTC)", "final clock", "bars", "quality"):
-        days.add_column(name, justify="right" if name in ("bars", "quality") else "left")
+    for name in ("day", "date", "open-close UTC", "clock", "bars", "quality", "note"):
+        days.add_column(
+            name, justify="right" if name in ("bars", "quality") else "left", no_wrap=True
+        )
     for i, day in enumerate(result.days, start=1):
         days.add_row(
             str(i),
-            day.session.isoformat() + (" (early close)" if day.early_close else ""),
-            _hhmm(day.market_open_ns),
-            _hhmm(day.market_close_ns),
+            day.session.isoformat(),
+            f"{_hhmm(day.market_open_ns)}-{_hhmm(day.market_close_ns)}",
             _hhmm(day.clock_ns),
             f"{day.bars:,}",
             f"{day.quality_mean:.3f}" if day.quality_mean is not None else "-",
+            "early close" if day.early_close else "",
         )
     stdout.print(days)
     phases = {"teardown": 0.0, "initialization": 0.0, "streaming": 0.0, "end": 0.0}
@@ -179,13 +186,17 @@ def run_summary(outcome: Any, symbols: int) -> None:
             phases[name] = phases.get(name, 0.0) + seconds
     streaming = phases["streaming"]
     summary = Table(title="summary", show_header=False)
+    summary.add_column("figure", no_wrap=True)
+    summary.add_column("value", overflow="fold")
     summary.add_row("days", str(len(result.days)))
     summary.add_row("symbols", str(symbols))
     summary.add_row("bars streamed", f"{result.bars:,}")
     for name, seconds in phases.items():
         summary.add_row(f"time in {name}", f"{seconds:.3f} s")
     summary.add_row("total time", f"{result.seconds:.3f} s")
-    summary.add_row("bars/s (whole run)", f"{result.bars / result.seconds:,.0f}" if result.seconds else "-")
+    summary.add_row(
+        "bars/s (whole run)", f"{result.bars / result.seconds:,.0f}" if result.seconds else "-"
+    )
     summary.add_row("bars/s (streaming)", f"{result.bars / streaming:,.0f}" if streaming else "-")
     summary.add_row("results", str(outcome.results_path))
     stdout.print(summary)
@@ -209,11 +220,16 @@ def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) 
         for interval in shown_intervals:
             bars = snapshot.bars[(symbol, interval)]
             if len(bars):
-                first, last = _local(int(bars.ts[0]), snapshot.tz), _local(int(bars.ts[-1]), snapshot.tz)
+                first, last = (
+                    _local(int(bars.ts[0]), snapshot.tz),
+                    _local(int(bars.ts[-1]), snapshot.tz),
+                )
                 close = f"{bars.close[-1]:.4f}"
             else:
                 first = last = close = "-"
-            table.add_row(symbol, interval, f"{len(bars):,}", first, last, close, str(int(bars.partial.sum())))
+            table.add_row(
+                symbol, interval, f"{len(bars):,}", first, last, close, str(int(bars.partial.sum()))
+            )
     stdout.print(table)
     quality = Table(title="data quality (regular hours, base interval)")
     for name in ("symbol", "score", "present/expected", "largest gap", "history score"):

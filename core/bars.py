@@ -37,13 +37,10 @@ class BarBlock:
     @classmethod
     def empty(cls, interval: Interval, starts: np.ndarray, ends: np.ndarray, k: int) -> BarBlock:
         n = int(starts.size)
-        return cls(
-            interval,
-            starts,
-            ends,
-            *(np.full((n, k), np.nan) for _ in FIELDS),
-            present=np.zeros((n, k), dtype=bool),
-        )
+        def nan() -> np.ndarray:
+            return np.full((n, k), np.nan)
+
+        return cls(interval, starts, ends, nan(), nan(), nan(), nan(), nan(), np.zeros((n, k), dtype=bool))
 
     @classmethod
     def from_rows(
@@ -163,12 +160,18 @@ def session_grid(
     return starts, ends
 
 
-def window_rows(base: BarBlock, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def window_rows(
+    base: BarBlock, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For each derived window, the ``[lo, hi)`` rows of ``base`` it covers."""
-    return np.searchsorted(base.starts, starts, side="left"), np.searchsorted(base.starts, ends, side="left")
+    return np.searchsorted(base.starts, starts, side="left"), np.searchsorted(
+        base.starts, ends, side="left"
+    )
 
 
-def derive_block(base: BarBlock, interval: Interval, starts: np.ndarray, ends: np.ndarray) -> BarBlock:
+def derive_block(
+    base: BarBlock, interval: Interval, starts: np.ndarray, ends: np.ndarray
+) -> BarBlock:
     """A whole derived block from a full base block (used for trailing history)."""
     target = BarBlock.empty(interval, starts, ends, base.width)
     lo, hi = window_rows(base, starts, ends)

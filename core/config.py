@@ -66,7 +66,9 @@ class StreamsSection(_Section):
     def _symbols(cls, value: list[str]) -> list[str]:
         for symbol in value:
             if not _SYMBOL.match(symbol):
-                raise ValueError(f"symbol {symbol!r} may use letters, digits, '.', '_' and '-' only")
+                raise ValueError(
+                    f"symbol {symbol!r} may use letters, digits, '.', '_' and '-' only"
+                )
         if len(set(value)) != len(value):
             raise ValueError("symbols are listed twice")
         return value
@@ -178,7 +180,9 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], str]:
     except tomllib.TOMLDecodeError as exc:
         line = _line_of_toml_error(str(exc))
         where = f"{path}:{line}" if line else str(path)
-        raise ConfigError(f"TOML syntax error: {exc}", where=where, hint="fix the TOML syntax") from exc
+        raise ConfigError(
+            f"TOML syntax error: {exc}", where=where, hint="fix the TOML syntax"
+        ) from exc
 
 
 def _line_of_toml_error(message: str) -> int | None:
@@ -196,10 +200,11 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> SessionC
     path = Path(path)
     document, text = read_config_file(path)
     merged = _deep_merge(document, environment_overrides())
-    merged = _deep_merge(merged, overrides or {})
-    if (overrides or {}).get("session", {}).get("end") is not None:
+    overrides = overrides or {}
+    merged = _deep_merge(merged, overrides)
+    if overrides.get("session", {}).get("end") is not None:
         merged["session"].pop("days", None)  # --end replaces the file's days
-    if (overrides or {}).get("data", {}).get("dir") is not None:
+    if overrides.get("data", {}).get("dir") is not None:
         merged["data"]["dir"] = str(Path(overrides["data"]["dir"]).expanduser().resolve())
     data_dir = Path(str(merged.get("data", {}).get("dir", DataSection().dir))).expanduser()
     if not data_dir.is_absolute():

@@ -95,8 +95,14 @@ class SessionCoordinator:
         report = self._validate()
         result = RunResult(self.config, report, session_data=self.session_data, clock=self.clock)
         self._prepare(report)
-        self._emit(RunStarted(len(report.sessions), len(report.symbols), self._base.label,
-                              [d.label for d in self._derived]))
+        self._emit(
+            RunStarted(
+                len(report.sessions),
+                len(report.symbols),
+                self._base.label,
+                [d.label for d in self._derived],
+            )
+        )
         try:
             for index, session in enumerate(report.sessions):
                 result.days.append(self._run_day(index, len(report.sessions), session))

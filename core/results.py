@@ -110,7 +110,9 @@ class ResultsStore:
             return _read_tables(con)
         except duckdb.Error as exc:
             raise ResultsError(
-                f"results file is unreadable: {exc}", where=str(path), hint="run again to rewrite it"
+                f"results file is unreadable: {exc}",
+                where=str(path),
+                hint="run again to rewrite it",
             ) from exc
         finally:
             con.close()
@@ -123,8 +125,13 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
     )
     con.execute(
         "INSERT INTO run VALUES (?, ?, ?, ?, ?)",
-        [record.run_id, SCHEMA_VERSION, record.config_json, record.base_interval,
-         json.dumps(record.derived_intervals)],
+        [
+            record.run_id,
+            SCHEMA_VERSION,
+            record.config_json,
+            record.base_interval,
+            json.dumps(record.derived_intervals),
+        ],
     )
     days = pa.table(
         {
@@ -140,7 +147,8 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
             "phase_seconds_json": pa.array([json.dumps(d.phase_seconds) for d in record.days]),
         }
     )
-    con.execute("CREATE TABLE days AS SELECT * FROM days")
+    con.register("days_in", days)
+    con.execute("CREATE TABLE days AS SELECT * FROM days_in")
     con.execute(
         """CREATE TABLE last_day (date DATE, exchange VARCHAR, tz VARCHAR, market_open_ns BIGINT,
            market_close_ns BIGINT, clock_ns BIGINT, session_active BOOLEAN,
@@ -148,17 +156,28 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
     )
     con.execute(
         "INSERT INTO last_day VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [snap.date, snap.exchange, snap.tz, snap.market_open_ns, snap.market_close_ns, snap.clock_ns,
-         snap.session_active, json.dumps(snap.symbols), json.dumps(snap.intervals),
-         json.dumps(snap.scans), json.dumps(snap.insertions)],
+        [
+            snap.date,
+            snap.exchange,
+            snap.tz,
+            snap.market_open_ns,
+            snap.market_close_ns,
+            snap.clock_ns,
+            snap.session_active,
+            json.dumps(snap.symbols),
+            json.dumps(snap.intervals),
+            json.dumps(snap.scans),
+            json.dumps(snap.insertions),
+        ],
     )
-    last_day_bars = _bars_table(snap)  # noqa: F841 - read by DuckDB's replacement scan
-    con.execute("CREATE TABLE last_day_bars AS SELECT * FROM last_day_bars")
-    quality = pa.Table.from_pylist(  # noqa: F841 - read by DuckDB's replacement scan
+    con.register("bars_in", _bars_table(snap))
+    con.execute("CREATE TABLE last_day_bars AS SELECT * FROM bars_in")
+    quality = pa.Table.from_pylist(
         [{"symbol": s, **_quality_row(q)} for s, q in snap.quality.items()],
         schema=_QUALITY_SCHEMA,
     )
-    con.execute("CREATE TABLE last_day_quality AS SELECT * FROM quality")
+    con.register("quality_in", quality)
+    con.execute("CREATE TABLE last_day_quality AS SELECT * FROM quality_in")
 
 
 _QUALITY_SCHEMA = pa.schema(
@@ -200,10 +219,18 @@ def _bars_table(snap: DaySnapshot) -> pa.Table:
             )
         )
     if not parts:
-        return pa.table({"symbol": pa.array([], pa.string()), "interval": pa.array([], pa.string()),
-                         "ts_ns": pa.array([], pa.int64()),
-                         **{n: pa.array([], pa.float64()) for n in ("open", "high", "low", "close", "volume")},
-                         "partial": pa.array([], pa.bool_())})
+        return pa.table(
+            {
+                "symbol": pa.array([], pa.string()),
+                "interval": pa.array([], pa.string()),
+                "ts_ns": pa.array([], pa.int64()),
+                **{
+                    n: pa.array([], pa.float64())
+                    for n in ("open", "high", "low", "close", "volume")
+                },
+                "partial": pa.array([], pa.bool_()),
+            }
+        )
     return pa.concat_tables(parts)
 
 
@@ -215,8 +242,14 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
     ).fetchall()
     days = [
         DayResult(
-            session=row[0], market_open_ns=row[1], market_close_ns=row[2], clock_ns=row[3],
-            bars=row[4], symbols=row[5], phase_seconds=json.loads(row[6]), quality_mean=row[7],
+            session=row[0],
+            market_open_ns=row[1],
+            market_close_ns=row[2],
+            clock_ns=row[3],
+            bars=row[4],
+            symbols=row[5],
+            phase_seconds=json.loads(row[6]),
+            quality_mean=row[7],
             early_close=row[8],
         )
         for row in day_rows
@@ -226,10 +259,18 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
     assert meta is not None
     date, exchange, tz, open_ns, close_ns, clock_ns, active, syms, ivs, scans, inserts = meta
     snapshot = DaySnapshot(
-        run_id=run_id, date=date if isinstance(date, dt.date) else dt.date.fromisoformat(str(date)),
-        exchange=exchange, tz=tz, market_open_ns=open_ns, market_close_ns=close_ns, clock_ns=clock_ns,
-        session_active=active, symbols=json.loads(syms), intervals=json.loads(ivs),
-        scans=json.loads(scans), insertions=json.loads(inserts),
+        run_id=run_id,
+        date=date if isinstance(date, dt.date) else dt.date.fromisoformat(str(date)),
+        exchange=exchange,
+        tz=tz,
+        market_open_ns=open_ns,
+        market_close_ns=close_ns,
+        clock_ns=clock_ns,
+        session_active=active,
+        symbols=json.loads(syms),
+        intervals=json.loads(ivs),
+        scans=json.loads(scans),
+        insertions=json.loads(inserts),
     )
     cols = con.execute(
         """SELECT symbol, interval, ts_ns, open, high, low, close, volume, partial
@@ -242,7 +283,10 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
             snapshot.bars[(symbol, interval)] = SymbolBars(
                 interval=Interval.parse(interval),
                 ts=cols["ts_ns"][rows].astype(np.int64),
-                **{name: cols[name][rows].astype(np.float64) for name in ("open", "high", "low", "close", "volume")},
+                **{
+                    name: cols[name][rows].astype(np.float64)
+                    for name in ("open", "high", "low", "close", "volume")
+                },
                 partial=cols["partial"][rows].astype(bool),
             )
     for row in con.execute("SELECT * FROM last_day_quality").fetchall():

@@ -57,8 +57,12 @@ def symbol_bars(symbol: str, spec: SampleSpec) -> pa.Table:
     }
     return pa.table(
         {
-            "ts": pa.array(columns["ts"].astype(np.int64) // 1000, type=pa.timestamp("us", tz="UTC")),
-            **{name: pa.array(columns[name], type=pa.float64()) for name in columns if name != "ts"},
+            "ts": pa.array(
+                columns["ts"].astype(np.int64) // 1000, type=pa.timestamp("us", tz="UTC")
+            ),
+            **{
+                name: pa.array(columns[name], type=pa.float64()) for name in columns if name != "ts"
+            },
         }
     )
 

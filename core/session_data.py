@@ -89,7 +89,9 @@ class SessionData:
             return self._state.symbols[symbol]
         except KeyError:
             raise SessionError(
-                f"{symbol} is not in this session", where=symbol, hint=f"symbols: {', '.join(self.symbols)}"
+                f"{symbol} is not in this session",
+                where=symbol,
+                hint=f"symbols: {', '.join(self.symbols)}",
             ) from None
 
     def __contains__(self, symbol: object) -> bool:

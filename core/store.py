@@ -128,7 +128,8 @@ class ParquetStore:
 
     def _source(self, interval: Interval | str, symbols: list[str]) -> str:
         files = [
-            str(self.symbol_dir(interval, symbol) / "*.parquet").replace("'", "''") for symbol in symbols
+            str(self.symbol_dir(interval, symbol) / "*.parquet").replace("'", "''")
+            for symbol in symbols
         ]
         listed = ", ".join(f"'{f}'" for f in files)
         return f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
@@ -231,7 +232,9 @@ class ParquetStore:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / name
         tmp = folder / f".{name}.tmp"
-        pq.write_table(table.cast(PARQUET_SCHEMA), tmp, compression="zstd", row_group_size=64 * 1024)
+        pq.write_table(
+            table.cast(PARQUET_SCHEMA), tmp, compression="zstd", row_group_size=64 * 1024
+        )
         tmp.replace(target)
         return target
 

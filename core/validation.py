@@ -112,7 +112,10 @@ def _calendar(config: SessionConfig, report: ValidationReport) -> TradingCalenda
 
 
 def _sessions(
-    config: SessionConfig, calendar: TradingCalendar, days_limit: int | None, report: ValidationReport
+    config: SessionConfig,
+    calendar: TradingCalendar,
+    days_limit: int | None,
+    report: ValidationReport,
 ) -> list[dt.date]:
     session = config.session
     if session.end is not None:
@@ -211,7 +214,8 @@ def _check_coverage(
     counts = store.count_in_windows(base, symbols, [(p.open_ns, p.close_ns) for p in plans])
     for j, symbol in enumerate(symbols):
         report.coverage[symbol] = {
-            plan.session: (int(counts[i, j]), plan.expected_bars(base)) for i, plan in enumerate(plans)
+            plan.session: (int(counts[i, j]), plan.expected_bars(base))
+            for i, plan in enumerate(plans)
         }
         if counts[:, j].sum() == 0:
             first, last = report.sessions[0], report.sessions[-1]
@@ -234,7 +238,7 @@ def _check_coverage(
                 )
             )
         else:
-            for j in np.flatnonzero(counts[i] == 0):
+            for j in np.flatnonzero(counts[i] == 0).tolist():
                 report.warnings.append(
                     Problem(f"{symbols[j]} has no bars on {plan.session}", where=symbols[j])
                 )
@@ -253,4 +257,3 @@ def _check_coverage(
                             hint="lower historical.trailing_days or import older data",
                         )
                     )
-

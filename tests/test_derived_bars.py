@@ -1,0 +1,160 @@
+"""Derived bars against an independent pandas resample anchored to the session open."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.config import load_config
+from core.coordinator import SessionCoordinator
+from tests.conftest import write_config
+
+
+def reference(base, open_ts: pd.Timestamp, close_ts: pd.Timestamp, rule: str) -> pd.DataFrame:
+    """OHLCV windows of ``rule`` from the open, the last cut at the close, empty windows dropped."""
+    frame = pd.DataFrame(
+        {
+            "open": base.open,
+            "high": base.high,
+            "low": base.low,
+            "close": base.close,
+            "volume": base.volume,
+        },
+        index=pd.to_datetime(base.ts, utc=True),
+    )
+    frame = frame[(frame.index >= open_ts) & (frame.index < close_ts)]
+    out = frame.resample(rule, origin=open_ts, closed="left", label="left").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
+    counts = frame["close"].resample(rule, origin=open_ts, closed="left", label="left").count()
+    out = out[counts > 0]
+    out["partial"] = (out.index + pd.Timedelta(rule)) > close_ts
+    return out
+
+
+@pytest.mark.parametrize("day", ["2023-11-24", "2023-11-03", "2023-11-06", "2023-11-22"])
+@pytest.mark.parametrize("clock", ["data", "clock"])
+def test_derived_bars_equal_pandas_resample(tmp_path, sample_dir, day, clock):
+    intervals = ["1m", "5m", "15m", "30m", "1h"]
+    config = load_config(
+        write_config(
+            tmp_path / "c.toml",
+            sample_dir,
+            start=day,
+            end=day,
+            intervals=intervals,
+            symbols=["MSFT", "JPM", "TLT"],
+            clock=clock,
+        )
+    )
+    result = SessionCoordinator(config).run()
+    data = result.session_data
+    plan = data.plan
+    for symbol in data.symbols:
+        base = data[symbol].bars("1m")
+        for label, rule in [("5m", "5min"), ("15m", "15min"), ("30m", "30min"), ("1h", "60min")]:
+            want = reference(base, plan.market_open, plan.market_close, rule)
+            got = data[symbol].bars(label)
+            assert len(got) == len(want), (symbol, label)
+            np.testing.assert_array_equal(got.ts, want.index.as_unit("ns").asi8)
+            for column in ("open", "high", "low", "close", "volume"):
+                np.testing.assert_allclose(
+                    getattr(got, column), want[column].to_numpy(), rtol=0, atol=0
+                )
+            np.testing.assert_array_equal(got.partial, want["partial"].to_numpy())
+
+
+def test_early_close_hour_series_ends_with_a_cut_bar(tmp_path, complete_dir):
+    config = load_config(
+        write_config(
+            tmp_path / "c.toml",
+            complete_dir,
+            start="2023-11-24",
+            end="2023-11-24",
+            intervals=["1m", "1h"],
+        )
+    )
+    data = SessionCoordinator(config).run().session_data
+    hours = data["MSFT"].bars("1h")
+    starts = [
+        pd.Timestamp(int(t), tz="UTC").tz_convert("America/New_York").strftime("%H:%M")
+        for t in hours.ts
+    ]
+    assert starts == ["09:30", "10:30", "11:30", "12:30"]
+    assert hours.partial.tolist() == [False, False, False, True]  # 12:30-13:00
+
+
+def test_normal_day_hour_series_ends_at_1530(tmp_path, complete_dir):
+    config = load_config(
+        write_config(
+            tmp_path / "c.toml",
+            complete_dir,
+            start="2023-11-22",
+            end="2023-11-22",
+            intervals=["1m", "1h"],
+        )
+    )
+    data = SessionCoordinator(config).run().session_data
+    hours = data["JPM"].bars("1h")
+    last = pd.Timestamp(int(hours.ts[-1]), tz="UTC").tz_convert("America/New_York")
+    assert last.strftime("%H:%M") == "15:30" and hours.partial[-1]
+    assert len(hours) == 7
+
+
+def test_no_derived_bar_before_its_window_ends(tmp_path, sample_dir, monkeypatch):
+    """At every clock stop, each visible derived bar ends at or before the clock."""
+    config = load_config(
+        write_config(
+            tmp_path / "c.toml",
+            sample_dir,
+            start="2023-11-24",
+            end="2023-11-24",
+            intervals=["1m", "5m", "1h"],
+        )
+    )
+    coordinator = SessionCoordinator(config)
+    checks = []
+    original = coordinator.clock.advance_to
+
+    def check(ts_ns: int) -> None:
+        original(ts_ns)
+        data = coordinator.session_data
+        for interval in data.intervals:
+            block = data.block(interval)
+            visible = block.ends[: block.filled]
+            checks.append(bool((visible <= ts_ns).all()))
+            # and everything that has ended is visible (nothing held back beyond its end)
+            due = int(np.searchsorted(block.ends, ts_ns, side="right"))
+            checks.append(block.filled <= due)
+
+    monkeypatch.setattr(coordinator.clock, "advance_to", check)
+    coordinator.run()
+    assert checks and all(checks)
+
+
+def test_history_derived_bars_match_resample(tmp_path, sample_dir):
+    config = load_config(
+        write_config(
+            tmp_path / "c.toml",
+            sample_dir,
+            start="2023-11-27",
+            end="2023-11-27",
+            intervals=["1m", "15m"],
+            trailing_days=2,
+        )
+    )
+    data = SessionCoordinator(config).run().session_data
+    history = data["MSFT"].history("1m")
+    derived = data["MSFT"].history("15m")
+    frames = []
+    for day in (dt.date(2023, 11, 22), dt.date(2023, 11, 24)):
+        open_ts = pd.Timestamp(f"{day} 14:30", tz="UTC")
+        close_ts = pd.Timestamp(f"{day} {'18:00' if day.day == 24 else '21:00'}", tz="UTC")
+        frames.append(reference(history, open_ts, close_ts, "15min"))
+    want = pd.concat(frames)
+    np.testing.assert_array_equal(derived.ts, want.index.as_unit("ns").asi8)
+    np.testing.assert_array_equal(derived.close, want["close"].to_numpy())
+    np.testing.assert_array_equal(derived.volume, want["volume"].to_numpy())
