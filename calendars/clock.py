@@ -51,13 +51,9 @@ class SimClock:
         """Move forward to ``ts_ns``; never backwards, never past the limit."""
         now = self.now_ns
         if ts_ns < now:
-            raise ClockError(
-                f"clock cannot go back from {self.now} to {pd.Timestamp(ts_ns, tz='UTC')}"
-            )
+            raise ClockError(f"clock cannot go back from {self.now} to {pd.Timestamp(ts_ns, tz='UTC')}")
         if self._limit is not None and ts_ns > self._limit:
-            raise ClockError(
-                f"clock cannot pass the session end {pd.Timestamp(self._limit, tz='UTC')}"
-            )
+            raise ClockError(f"clock cannot pass the session end {pd.Timestamp(self._limit, tz='UTC')}")
         self._now = ts_ns
 
     @property

@@ -21,11 +21,7 @@ class CalendarError(Exception):
 class UnknownExchange(CalendarError):
     def __init__(self, exchange: str, known: list[str]) -> None:
         close = difflib.get_close_matches(exchange.upper(), known, n=3)
-        hint = (
-            f"did you mean {', '.join(close)}?"
-            if close
-            else "use an exchange_calendars code such as XNYS"
-        )
+        hint = f"did you mean {', '.join(close)}?" if close else "use an exchange_calendars code such as XNYS"
         super().__init__(f"unknown exchange {exchange!r}", hint)
         self.exchange = exchange
 

@@ -147,9 +147,7 @@ class TradingCalendar:
         """Sessions from ``start`` to ``end``, both inclusive."""
         self._check_bounds(start)
         self._check_bounds(end)
-        return [
-            ts.date() for ts in self._cal.sessions_in_range(pd.Timestamp(start), pd.Timestamp(end))
-        ]
+        return [ts.date() for ts in self._cal.sessions_in_range(pd.Timestamp(start), pd.Timestamp(end))]
 
     def sessions_from(self, start: dt.date, count: int) -> list[dt.date]:
         """``count`` sessions starting at the first session on or after ``start``."""
@@ -204,9 +202,7 @@ class TradingCalendar:
         if self.exchange not in _US_EXCHANGES:
             return market_open, market_close
         zone = ZoneInfo(self.tz)
-        pre = pd.Timestamp(dt.datetime.combine(session, _US_EXTENDED_OPEN, tzinfo=zone)).tz_convert(
-            "UTC"
-        )
+        pre = pd.Timestamp(dt.datetime.combine(session, _US_EXTENDED_OPEN, tzinfo=zone)).tz_convert("UTC")
         post = (market_close.tz_convert(self.tz) + _US_AFTER_HOURS).tz_convert("UTC")
         return min(pre, market_open), max(post, market_close)
 

@@ -36,18 +36,12 @@ DEFAULT_RESULTS = "results"
 
 ConfigArg = Annotated[
     Path,
-    typer.Argument(
-        help="Session config (TOML). See sample_configs/ for examples.", show_default=False
-    ),
+    typer.Argument(help="Session config (TOML). See sample_configs/ for examples.", show_default=False),
 ]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")
-]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--data-dir", help="Bar store directory; wins over [data] dir and BACKTEST_DATA_DIR."
-    ),
+    typer.Option("--data-dir", help="Bar store directory; wins over [data] dir and BACKTEST_DATA_DIR."),
 ]
 ResultsDirOpt = Annotated[
     Path | None,
@@ -82,10 +76,12 @@ ClockOpt = Annotated[
 
 @app.callback()
 def main_callback(
-    ctx: typer.Context,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks on errors (or set BACKTEST_DEBUG=1).")
+    ] = False,
 ) -> None:
-    ctx.obj = {"debug": debug or os.environ.get("BACKTEST_DEBUG") == "1"}
+    if debug:
+        os.environ["BACKTEST_DEBUG"] = "1"
 
 
 def _overrides(
@@ -112,11 +108,7 @@ def _overrides(
 
 
 def _results_dir(option: Path | None) -> Path:
-    return (
-        (option or Path(os.environ.get("BACKTEST_RESULTS_DIR", DEFAULT_RESULTS)))
-        .expanduser()
-        .resolve()
-    )
+    return (option or Path(os.environ.get("BACKTEST_RESULTS_DIR", DEFAULT_RESULTS))).expanduser().resolve()
 
 
 @app.command()
@@ -153,10 +145,7 @@ def validate(
                 "errors": [str(p) for p in report.errors],
                 "warnings": [str(p) for p in report.warnings],
                 "coverage": {
-                    symbol: {
-                        day.isoformat(): {"present": p, "expected": e}
-                        for day, (p, e) in days_.items()
-                    }
+                    symbol: {day.isoformat(): {"present": p, "expected": e} for day, (p, e) in days_.items()}
                     for symbol, days_ in report.coverage.items()
                 },
             }
@@ -231,9 +220,7 @@ def run(
     return 0
 
 
-SymbolOpt = Annotated[
-    list[str] | None, typer.Option("--symbol", help="Show only this symbol (repeatable).")
-]
+SymbolOpt = Annotated[list[str] | None, typer.Option("--symbol", help="Show only this symbol (repeatable).")]
 IntervalOpt = Annotated[
     list[str] | None, typer.Option("--interval", help="Show only this interval (repeatable).")
 ]
@@ -290,9 +277,7 @@ def inspect_last_day(
 def inspect_day(
     day: Annotated[
         str,
-        typer.Argument(
-            help="last-day (default) or a date YYYY-MM-DD to replay from the stored config."
-        ),
+        typer.Argument(help="last-day (default) or a date YYYY-MM-DD to replay from the stored config."),
     ] = "last-day",
     results_dir: ResultsDirOpt = None,
     symbol: SymbolOpt = None,
@@ -322,9 +307,7 @@ def inspect_day(
 def data_sample(
     symbols: Annotated[
         str,
-        typer.Option(
-            "--symbols", help="Comma-separated names (MSFT,JPM) or a count (20 -> S0000..S0019)."
-        ),
+        typer.Option("--symbols", help="Comma-separated names (MSFT,JPM) or a count (20 -> S0000..S0019)."),
     ] = "MSFT,JPM,TLT,SPY",
     start: Annotated[
         dt.datetime,
@@ -337,9 +320,7 @@ def data_sample(
     extended: Annotated[
         bool, typer.Option("--extended", help="Add thin pre-market and after-hours bars.")
     ] = False,
-    gaps: Annotated[
-        bool, typer.Option("--gaps/--no-gaps", help="Leave a few realistic gaps.")
-    ] = True,
+    gaps: Annotated[bool, typer.Option("--gaps/--no-gaps", help="Leave a few realistic gaps.")] = True,
     json_out: JsonOpt = False,
 ) -> int:
     """Write deterministic synthetic 1m bars on the calendar's real sessions."""
@@ -360,9 +341,7 @@ def data_sample(
     root = _data_dir(data_dir)
     rows = write_sample(
         ParquetStore(root),
-        SampleSpec(
-            names, [calendar.plan(s) for s in sessions], seed=seed, extended=extended, gaps=gaps
-        ),
+        SampleSpec(names, [calendar.plan(s) for s in sessions], seed=seed, extended=extended, gaps=gaps),
     )
     summary = {
         "data_dir": str(root),

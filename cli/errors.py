@@ -8,11 +8,11 @@ prints one paragraph naming what is at fault; --debug adds the traceback.
 from __future__ import annotations
 
 import functools
+import os
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-import click
 import typer
 
 from calendars import CalendarError
@@ -24,10 +24,17 @@ EXIT_SESSION = 5
 EXIT_CONFIG = 3
 
 
+# Typer raises these for usage errors and exits; they pass through untouched.  Found
+# through the MRO because Typer may bundle its own copy of click.
+_USAGE_ERRORS: tuple[type[BaseException], ...] = (
+    typer.Exit,
+    typer.Abort,
+    *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+)
+
+
 def _debug() -> bool:
-    ctx = click.get_current_context(silent=True)
-    root = ctx.find_root() if ctx else None
-    return bool(root and isinstance(root.obj, dict) and root.obj.get("debug"))
+    return os.environ.get("BACKTEST_DEBUG") == "1"
 
 
 def handled(command: Callable[..., int]) -> Callable[..., None]:
@@ -37,7 +44,7 @@ def handled(command: Callable[..., int]) -> Callable[..., None]:
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             code = command(*args, **kwargs)
-        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        except _USAGE_ERRORS:
             raise
         except KeyboardInterrupt:
             render.error("interrupted; earlier results were left as they were")

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -38,7 +39,7 @@ def print_json(document: Any) -> None:
 
 
 def error(message: str) -> None:
-    stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
 
 
 class RunProgress:
@@ -99,9 +100,7 @@ class RunProgress:
                 )
         elif isinstance(event, DayFinished):
             result = event.result
-            quality = (
-                f", quality {result.quality_mean:.3f}" if result.quality_mean is not None else ""
-            )
+            quality = f", quality {result.quality_mean:.3f}" if result.quality_mean is not None else ""
             text = (
                 f"day {event.day_index + 1}/{event.days} {result.session} done: {result.bars:,} bars, "
                 f"clock {iso(result.clock_ns)}{quality}"
@@ -128,13 +127,11 @@ def _local(ns: int, tz: str) -> str:
 
 def validation_report(report: ValidationReport, config_path: str) -> None:
     status = "[green]valid[/]" if report.valid else "[red]invalid[/]"
-    stdout.print(f"{config_path}: {status}", markup=True)
+    stdout.print(f"{escape(config_path)}: {status}", markup=True)
     table = Table(show_header=False, box=None)
     table.add_row("exchange", report.exchange)
     if report.sessions:
-        table.add_row(
-            "sessions", f"{len(report.sessions)} ({report.sessions[0]} .. {report.sessions[-1]})"
-        )
+        table.add_row("sessions", f"{len(report.sessions)} ({report.sessions[0]} .. {report.sessions[-1]})")
     table.add_row("symbols", ", ".join(report.symbols))
     table.add_row("base interval", report.base_interval or "-")
     table.add_row("derived intervals", ", ".join(report.derived_intervals) or "-")
@@ -157,18 +154,16 @@ def validation_report(report: ValidationReport, config_path: str) -> None:
             )
         stdout.print(cover)
     for problem in report.errors:
-        stdout.print(f"[red]error[/] {problem}", markup=True, highlight=False)
+        stdout.print(f"[red]error[/] {escape(str(problem))}", markup=True, highlight=False)
     for problem in report.warnings:
-        stdout.print(f"[yellow]warning[/] {problem}", markup=True, highlight=False)
+        stdout.print(f"[yellow]warning[/] {escape(str(problem))}", markup=True, highlight=False)
 
 
 def run_summary(outcome: Any, symbols: int) -> None:
     result = outcome.result
     days = Table(title=f"run {outcome.run_id}")
     for name in ("day", "date", "open-close UTC", "clock", "bars", "quality", "note"):
-        days.add_column(
-            name, justify="right" if name in ("bars", "quality") else "left", no_wrap=True
-        )
+        days.add_column(name, justify="right" if name in ("bars", "quality") else "left", no_wrap=True)
     for i, day in enumerate(result.days, start=1):
         days.add_row(
             str(i),
@@ -194,9 +189,7 @@ def run_summary(outcome: Any, symbols: int) -> None:
     for name, seconds in phases.items():
         summary.add_row(f"time in {name}", f"{seconds:.3f} s")
     summary.add_row("total time", f"{result.seconds:.3f} s")
-    summary.add_row(
-        "bars/s (whole run)", f"{result.bars / result.seconds:,.0f}" if result.seconds else "-"
-    )
+    summary.add_row("bars/s (whole run)", f"{result.bars / result.seconds:,.0f}" if result.seconds else "-")
     summary.add_row("bars/s (streaming)", f"{result.bars / streaming:,.0f}" if streaming else "-")
     summary.add_row("results", str(outcome.results_path))
     stdout.print(summary)

@@ -37,6 +37,7 @@ class BarBlock:
     @classmethod
     def empty(cls, interval: Interval, starts: np.ndarray, ends: np.ndarray, k: int) -> BarBlock:
         n = int(starts.size)
+
         def nan() -> np.ndarray:
             return np.full((n, k), np.nan)
 
@@ -160,21 +161,38 @@ def session_grid(
     return starts, ends
 
 
-def window_rows(
-    base: BarBlock, starts: np.ndarray, ends: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def window_rows(base: BarBlock, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each derived window, the ``[lo, hi)`` rows of ``base`` it covers."""
-    return np.searchsorted(base.starts, starts, side="left"), np.searchsorted(
-        base.starts, ends, side="left"
-    )
+    return np.searchsorted(base.starts, starts, side="left"), np.searchsorted(base.starts, ends, side="left")
 
 
-def derive_block(
-    base: BarBlock, interval: Interval, starts: np.ndarray, ends: np.ndarray
-) -> BarBlock:
-    """A whole derived block from a full base block (used for trailing history)."""
+def derive_block(base: BarBlock, interval: Interval, starts: np.ndarray, ends: np.ndarray) -> BarBlock:
+    """A whole derived block from a full base block (used for trailing history).
+
+    Vectorised over windows with ``reduceat`` when the windows tile the base
+    grid (they do for session grids); one window at a time otherwise.
+    """
     target = BarBlock.empty(interval, starts, ends, base.width)
     lo, hi = window_rows(base, starts, ends)
-    for row in range(starts.size):
-        base.aggregate_into(target, row, int(lo[row]), int(hi[row]))
+    tiled = starts.size and base.rows and lo[0] == 0 and hi[-1] == base.rows
+    tiled = bool(tiled) and bool(np.array_equal(hi[:-1], lo[1:])) and bool((hi > lo).all())
+    if not tiled:
+        for row in range(starts.size):
+            base.aggregate_into(target, row, int(lo[row]), int(hi[row]))
+        return target
+    present = base.present
+    rows = np.arange(base.rows)[:, None]
+    first = np.minimum.reduceat(np.where(present, rows, base.rows), lo, axis=0)
+    last = np.maximum.reduceat(np.where(present, rows, -1), lo, axis=0)
+    any_present = np.logical_or.reduceat(present, lo, axis=0)
+    cols = np.broadcast_to(np.arange(base.width), any_present.shape)
+    first, last = np.where(any_present, first, 0), np.where(any_present, last, 0)
+    target.open = np.where(any_present, base.open[first, cols], np.nan)
+    target.close = np.where(any_present, base.close[last, cols], np.nan)
+    target.high = np.where(any_present, np.fmax.reduceat(base.high, lo, axis=0), np.nan)
+    target.low = np.where(any_present, np.fmin.reduceat(base.low, lo, axis=0), np.nan)
+    volume = np.add.reduceat(np.where(present, base.volume, 0.0), lo, axis=0)
+    target.volume = np.where(any_present, volume, np.nan)
+    target.present = any_present
+    target.filled = target.rows
     return target

@@ -125,9 +125,7 @@ class DataProcessor(Component):
     def _on_setup(self) -> None:
         queue, plan = self._queues.base, self._queues.plan
         if queue is None or plan is None:
-            raise LifecycleError(
-                f"{self.name}: no queue loaded", hint="PHASE 2 loads the queues first"
-            )
+            raise LifecycleError(f"{self.name}: no queue loaded", hint="PHASE 2 loads the queues first")
         self._queue = queue
         self._target = BarBlock.empty(self._base, queue.starts, queue.ends, queue.width)
         self._data.attach_bars(self._target)
@@ -146,9 +144,7 @@ class DataProcessor(Component):
             return queue.ends.copy()
         stops = [queue.ends[queue.present.any(axis=1)]]
         for block, lo, hi in self._windows:
-            has_data = np.array(
-                [queue.present[a:b].any() for a, b in zip(lo, hi, strict=True)], dtype=bool
-            )
+            has_data = np.array([queue.present[a:b].any() for a, b in zip(lo, hi, strict=True)], dtype=bool)
             stops.append(block.ends[has_data])
         return np.unique(np.concatenate(stops))
 

@@ -66,9 +66,7 @@ class StreamsSection(_Section):
     def _symbols(cls, value: list[str]) -> list[str]:
         for symbol in value:
             if not _SYMBOL.match(symbol):
-                raise ValueError(
-                    f"symbol {symbol!r} may use letters, digits, '.', '_' and '-' only"
-                )
+                raise ValueError(f"symbol {symbol!r} may use letters, digits, '.', '_' and '-' only")
         if len(set(value)) != len(value):
             raise ValueError("symbols are listed twice")
         return value
@@ -129,9 +127,7 @@ class SessionConfig(_Section):
 class _EnvLayer(BaseSettings):
     """``BACKTEST_*`` variables: ``BACKTEST_SESSION__CLOCK=clock``, ``BACKTEST_DATA_DIR=...``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BACKTEST_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="BACKTEST_", env_nested_delimiter="__", extra="ignore")
     session: dict[str, Any] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
     streams: dict[str, Any] = Field(default_factory=dict)
@@ -180,9 +176,7 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], str]:
     except tomllib.TOMLDecodeError as exc:
         line = _line_of_toml_error(str(exc))
         where = f"{path}:{line}" if line else str(path)
-        raise ConfigError(
-            f"TOML syntax error: {exc}", where=where, hint="fix the TOML syntax"
-        ) from exc
+        raise ConfigError(f"TOML syntax error: {exc}", where=where, hint="fix the TOML syntax") from exc
 
 
 def _line_of_toml_error(message: str) -> int | None:
@@ -280,12 +274,19 @@ def _line_of_key(text: str, loc: list[str]) -> int | None:
     names = [part for part in loc if not part.isdigit()]
     if not names:
         return None
-    table_line = 0
     lines = text.splitlines()
-    if len(names) > 1:
-        header = re.compile(rf"^\s*\[\[?\s*{re.escape(names[0])}\s*\]\]?\s*$")
+
+    def header(name: str) -> re.Pattern[str]:
+        return re.compile(rf"^\s*\[\[?\s*{re.escape(name)}\s*\]\]?\s*(#.*)?$")
+
+    if len(names) == 1:  # a top-level name is usually a table: [stream]
         for number, line in enumerate(lines, start=1):
-            if header.match(line):
+            if header(names[0]).match(line):
+                return number
+    table_line = 0
+    if len(names) > 1:
+        for number, line in enumerate(lines, start=1):
+            if header(names[0]).match(line):
                 table_line = number
                 break
     key = re.compile(rf"^\s*{re.escape(names[-1])}\s*=")

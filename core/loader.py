@@ -39,13 +39,10 @@ class DayLoader:
         self._trailing = trailing_days
         self._extended = extended
         self._plans: dict[dt.date, SessionPlan] = {}
-        per_day = (
-            max(len(symbols), 1) * self._bars_per_session(run_sessions[0]) if run_sessions else 1
-        )
+        per_day = max(len(symbols), 1) * self._bars_per_session(run_sessions[0]) if run_sessions else 1
         days_per_chunk = max(1, row_budget // max(per_day * (1 + trailing_days), 1))
         self._chunks = [
-            run_sessions[i : i + days_per_chunk]
-            for i in range(0, len(run_sessions), days_per_chunk)
+            run_sessions[i : i + days_per_chunk] for i in range(0, len(run_sessions), days_per_chunk)
         ]
         self._chunk_of = {day: n for n, chunk in enumerate(self._chunks) for day in chunk}
         self._loaded: int | None = None
@@ -75,9 +72,7 @@ class DayLoader:
     def history(self, session: dt.date) -> BarBlock:
         """The trailing sessions' base bars, regular hours, on one concatenated grid."""
         rows = self._rows_for(session)
-        grids = [
-            session_grid(self.plan(day), self._interval) for day in self.trailing_sessions(session)
-        ]
+        grids = [session_grid(self.plan(day), self._interval) for day in self.trailing_sessions(session)]
         starts = np.concatenate([g[0] for g in grids]) if grids else np.empty(0, np.int64)
         ends = np.concatenate([g[1] for g in grids]) if grids else np.empty(0, np.int64)
         if not grids:

@@ -224,10 +224,7 @@ def _bars_table(snap: DaySnapshot) -> pa.Table:
                 "symbol": pa.array([], pa.string()),
                 "interval": pa.array([], pa.string()),
                 "ts_ns": pa.array([], pa.int64()),
-                **{
-                    n: pa.array([], pa.float64())
-                    for n in ("open", "high", "low", "close", "volume")
-                },
+                **{n: pa.array([], pa.float64()) for n in ("open", "high", "low", "close", "volume")},
                 "partial": pa.array([], pa.bool_()),
             }
         )

@@ -63,9 +63,7 @@ def last_day(results_dir: Path) -> DaySnapshot:
     return snapshot
 
 
-def replay_day(
-    results_dir: Path, day: dt.date, on_event: EventHandler | None = None
-) -> DaySnapshot:
+def replay_day(results_dir: Path, day: dt.date, on_event: EventHandler | None = None) -> DaySnapshot:
     """Replay one day from the latest run's stored config (days are independent on the data side)."""
     record, _ = ResultsStore(results_dir).read()
     config = config_from_json(record.config_json)

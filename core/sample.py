@@ -57,12 +57,8 @@ def symbol_bars(symbol: str, spec: SampleSpec) -> pa.Table:
     }
     return pa.table(
         {
-            "ts": pa.array(
-                columns["ts"].astype(np.int64) // 1000, type=pa.timestamp("us", tz="UTC")
-            ),
-            **{
-                name: pa.array(columns[name], type=pa.float64()) for name in columns if name != "ts"
-            },
+            "ts": pa.array(columns["ts"].astype(np.int64) // 1000, type=pa.timestamp("us", tz="UTC")),
+            **{name: pa.array(columns[name], type=pa.float64()) for name in columns if name != "ts"},
         }
     )
 
@@ -111,9 +107,7 @@ def _session_bars(
     }
 
 
-def write_sample(
-    store: ParquetStore, spec: SampleSpec, progress: Callable[[str], None] | None = None
-) -> int:
+def write_sample(store: ParquetStore, spec: SampleSpec, progress: Callable[[str], None] | None = None) -> int:
     """Write the sample into ``store``, one file per symbol and year; returns rows written."""
     rows = 0
     for symbol in spec.symbols:

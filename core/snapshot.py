@@ -85,8 +85,7 @@ class DaySnapshot:
             "symbols": {
                 symbol: {
                     "bars": {
-                        interval: bar_records(self.bars[(symbol, interval)])
-                        for interval in chosen_intervals
+                        interval: bar_records(self.bars[(symbol, interval)]) for interval in chosen_intervals
                     },
                     "indicators": {},
                     "quality": quality_record(self.quality.get(symbol)),

@@ -128,8 +128,7 @@ class ParquetStore:
 
     def _source(self, interval: Interval | str, symbols: list[str]) -> str:
         files = [
-            str(self.symbol_dir(interval, symbol) / "*.parquet").replace("'", "''")
-            for symbol in symbols
+            str(self.symbol_dir(interval, symbol) / "*.parquet").replace("'", "''") for symbol in symbols
         ]
         listed = ", ".join(f"'{f}'" for f in files)
         return f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true)"
@@ -145,9 +144,7 @@ class ParquetStore:
                 "`backtest data info` lists the files",
             ) from exc
 
-    def read_bars(
-        self, interval: Interval, symbols: list[str], start_ns: int, end_ns: int
-    ) -> BarRows:
+    def read_bars(self, interval: Interval, symbols: list[str], start_ns: int, end_ns: int) -> BarRows:
         """All bars of ``symbols`` starting in ``[start_ns, end_ns)``, in one query."""
         if not symbols:
             return _empty_rows()
@@ -232,9 +229,7 @@ class ParquetStore:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / name
         tmp = folder / f".{name}.tmp"
-        pq.write_table(
-            table.cast(PARQUET_SCHEMA), tmp, compression="zstd", row_group_size=64 * 1024
-        )
+        pq.write_table(table.cast(PARQUET_SCHEMA), tmp, compression="zstd", row_group_size=64 * 1024)
         tmp.replace(target)
         return target
 
@@ -247,6 +242,4 @@ def _utc(ns: int | None) -> dt.datetime | None:
 
 def _empty_rows() -> BarRows:
     empty_f = np.empty(0, dtype=np.float64)
-    return BarRows(
-        np.empty(0, np.int32), np.empty(0, np.int64), empty_f, empty_f, empty_f, empty_f, empty_f
-    )
+    return BarRows(np.empty(0, np.int32), np.empty(0, np.int64), empty_f, empty_f, empty_f, empty_f, empty_f)

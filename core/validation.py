@@ -143,9 +143,7 @@ def choose_base_interval(
     Returns the base and the requested intervals that cannot be derived from it.
     """
     candidates = [
-        Interval.parse(label)
-        for label in SUPPORTED
-        if label in stored and set(symbols) <= stored[label]
+        Interval.parse(label) for label in SUPPORTED if label in stored and set(symbols) <= stored[label]
     ]
     usable = [c for c in candidates if all(c.divides(r) for r in requested)]
     if usable:
@@ -214,8 +212,7 @@ def _check_coverage(
     counts = store.count_in_windows(base, symbols, [(p.open_ns, p.close_ns) for p in plans])
     for j, symbol in enumerate(symbols):
         report.coverage[symbol] = {
-            plan.session: (int(counts[i, j]), plan.expected_bars(base))
-            for i, plan in enumerate(plans)
+            plan.session: (int(counts[i, j]), plan.expected_bars(base)) for i, plan in enumerate(plans)
         }
         if counts[:, j].sum() == 0:
             first, last = report.sessions[0], report.sessions[-1]
