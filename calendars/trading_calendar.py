@@ -21,6 +21,7 @@ from calendars.errors import CalendarError, DateOutOfBounds, UnknownExchange
 from calendars.intervals import Interval
 
 NS_PER_MINUTE = 60_000_000_000
+_NAT = np.iinfo(np.int64).min  # how exchange_calendars' *_nanos arrays mark "no break"
 
 # Extended hours where the calendar has none of its own (exchange_calendars
 # describes regular sessions only).  US equities trade 04:00-20:00 New York
@@ -114,6 +115,14 @@ class TradingCalendar:
             ) from exc
         self.exchange = exchange
         self.tz = str(self._cal.tz)
+        # The schedule, read once into plain arrays: a plan is then a lookup, not a query.
+        sessions = self._cal.sessions
+        self._row_of = {ts.date(): i for i, ts in enumerate(sessions)}
+        self._opens = np.asarray(self._cal.opens_nanos, dtype=np.int64)
+        self._closes = np.asarray(self._cal.closes_nanos, dtype=np.int64)
+        self._break_starts = self._cal.break_starts_nanos
+        self._break_ends = self._cal.break_ends_nanos
+        self._plans: dict[dt.date, SessionPlan] = {}
 
     @property
     def first_session(self) -> dt.date:
@@ -169,21 +178,25 @@ class TradingCalendar:
         return [ts.date() for ts in window[:-1]]
 
     def plan(self, session: dt.date) -> SessionPlan:
-        """The :class:`SessionPlan` of one session."""
-        label = pd.Timestamp(session)
-        if not self._cal.is_session(label):
+        """The :class:`SessionPlan` of one session (computed once, then remembered)."""
+        cached = self._plans.get(session)
+        if cached is not None:
+            return cached
+        row = self._row_of.get(session)
+        if row is None:
             raise CalendarError(
                 f"{session} is not a {self.exchange} session",
                 hint="use a trading day; holidays and weekends are skipped by the run",
             )
-        market_open = self._cal.session_open(label)
-        market_close = self._cal.session_close(label)
+        market_open = pd.Timestamp(int(self._opens[row]), tz="UTC")
+        market_close = pd.Timestamp(int(self._closes[row]), tz="UTC")
         break_start = break_end = None
-        if self._cal.session_has_break(label):
-            break_start = self._cal.session_break_start(label)
-            break_end = self._cal.session_break_end(label)
+        start_ns, end_ns = self._break_starts[row], self._break_ends[row]
+        if start_ns != _NAT and end_ns != _NAT:
+            break_start = pd.Timestamp(int(start_ns), tz="UTC")
+            break_end = pd.Timestamp(int(end_ns), tz="UTC")
         ext_open, ext_close = self._extended_bounds(session, market_open, market_close)
-        return SessionPlan(
+        plan = SessionPlan(
             session=session,
             exchange=self.exchange,
             tz=self.tz,
@@ -195,6 +208,8 @@ class TradingCalendar:
             break_start=break_start,
             break_end=break_end,
         )
+        self._plans[session] = plan
+        return plan
 
     def _extended_bounds(
         self, session: dt.date, market_open: pd.Timestamp, market_close: pd.Timestamp

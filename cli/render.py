@@ -87,11 +87,7 @@ class RunProgress:
             if self._progress is not None:
                 self._progress.update(self._task, description=label)
         elif isinstance(event, PhaseFinished):
-            if self._progress is None:
-                self._line(
-                    f"day {event.day_index + 1}/{event.days} {event.session} "
-                    f"phase {event.phase} {event.name}: {event.seconds * 1000:.1f} ms"
-                )
+            pass  # phase times are in the day's line
         elif isinstance(event, BarsStreamed):
             if self._progress is not None:
                 self._progress.update(
@@ -101,9 +97,12 @@ class RunProgress:
         elif isinstance(event, DayFinished):
             result = event.result
             quality = f", quality {result.quality_mean:.3f}" if result.quality_mean is not None else ""
+            phases = ", ".join(
+                f"{n} {name} {s * 1000:.1f} ms" for n, (name, s) in enumerate(result.phase_seconds.items(), 1)
+            )
             text = (
-                f"day {event.day_index + 1}/{event.days} {result.session} done: {result.bars:,} bars, "
-                f"clock {iso(result.clock_ns)}{quality}"
+                f"day {event.day_index + 1}/{event.days} {result.session}: {result.bars:,} bars, "
+                f"clock {iso(result.clock_ns)}{quality} (phases: {phases})"
             )
             if self._progress is not None:
                 self._progress.advance(self._task)

@@ -200,38 +200,51 @@ class DataQualityManager(Component):
 
     def score_at(self, symbol: str, now_ns: int) -> QualityRecord:
         """Quality of ``symbol`` over the base bars that ended by ``now_ns``."""
+        return self.scores_at(now_ns)[symbol]
+
+    def scores_at(self, now_ns: int) -> dict[str, QualityRecord]:
+        """Quality of every symbol over the base bars that ended by ``now_ns`` (no look-ahead)."""
         assert self._regular is not None
         block = self._data.block(self._base.label)
-        j = self._data.column_of(symbol)
         due = self._regular & (block.ends <= now_ns)
         due[block.filled :] = False
         expected = int(due.sum())
-        present = block.present[due, j]
-        previous = self._data.quality(symbol)
-        return QualityRecord(
-            score=float(present.sum()) / expected if expected else 1.0,
-            expected_bars=expected,
-            present_bars=int(present.sum()),
-            largest_gap=_longest_run(~present),
-            history_score=previous.history_score if previous else None,
-            history_expected=previous.history_expected if previous else 0,
-            history_present=previous.history_present if previous else 0,
-        )
+        present = block.present[due]
+        counts = present.sum(axis=0)
+        gaps = _longest_runs(~present)
+        records = {}
+        for symbol in self._data.symbols:
+            j = self._data.column_of(symbol)
+            previous = self._data.quality(symbol)
+            records[symbol] = QualityRecord(
+                score=float(counts[j]) / expected if expected else 1.0,
+                expected_bars=expected,
+                present_bars=int(counts[j]),
+                largest_gap=int(gaps[j]),
+                history_score=previous.history_score if previous else None,
+                history_expected=previous.history_expected if previous else 0,
+                history_present=previous.history_present if previous else 0,
+            )
+        return records
 
     def _on_session_end(self) -> None:
         block = self._data.block(self._base.label)
         now = int(block.ends[-1]) if block.rows else 0
-        for symbol in self._data.symbols:
-            self._data.set_quality(symbol, self.score_at(symbol, now))
+        for symbol, record in self.scores_at(now).items():
+            self._data.set_quality(symbol, record)
 
 
-def _longest_run(flags: np.ndarray) -> int:
-    """Length of the longest run of True in a 1-D bool array."""
-    if not flags.any():
-        return 0
-    padded = np.concatenate([[0], flags.astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(padded))
-    return int((edges[1::2] - edges[::2]).max())
+def _longest_runs(flags: np.ndarray) -> np.ndarray:
+    """Per column of a 2-D bool array, the length of its longest run of True."""
+    best = np.zeros(flags.shape[1], dtype=np.int64)
+    if not flags.size:
+        return best
+    padded = np.pad(flags.T.astype(np.int8), ((0, 0), (1, 1)))
+    edges = np.diff(padded, axis=1)
+    cols, starts = np.nonzero(edges == 1)
+    _, ends = np.nonzero(edges == -1)  # same order as the starts: row-major, one end per start
+    np.maximum.at(best, cols, ends - starts)
+    return best
 
 
 class ScannerManager(Component):

@@ -15,7 +15,8 @@ from calendars import Interval, SessionPlan, TradingCalendar
 from core.bars import BarBlock, session_grid
 from core.store import BarRows, ParquetStore
 
-ROW_BUDGET = 3_000_000  # rows held per chunk (about 170 MB of columns)
+ROW_BUDGET = 1_500_000  # rows held per chunk at most (about 85 MB of columns)
+MAX_DAYS_PER_CHUNK = 20  # and never more days than this, so memory is flat in the run's length
 
 
 class DayLoader:
@@ -40,7 +41,7 @@ class DayLoader:
         self._extended = extended
         self._plans: dict[dt.date, SessionPlan] = {}
         per_day = max(len(symbols), 1) * self._bars_per_session(run_sessions[0]) if run_sessions else 1
-        days_per_chunk = max(1, row_budget // max(per_day * (1 + trailing_days), 1))
+        days_per_chunk = min(MAX_DAYS_PER_CHUNK, max(1, row_budget // max(per_day, 1) - trailing_days))
         self._chunks = [
             run_sessions[i : i + days_per_chunk] for i in range(0, len(run_sessions), days_per_chunk)
         ]

@@ -21,6 +21,10 @@ from calendars import Interval
 from core.errors import DataError
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+# Small row groups (~3 weeks of regular-hours 1m bars) let a query over a few days skip
+# most of a file through the row-group statistics on ts; snappy decodes fastest.
+ROW_GROUP_ROWS = 8192
+COMPRESSION = "snappy"
 PARQUET_SCHEMA = pa.schema(
     [
         ("ts", pa.timestamp("us", tz="UTC")),
@@ -145,7 +149,7 @@ class ParquetStore:
             ) from exc
 
     def read_bars(self, interval: Interval, symbols: list[str], start_ns: int, end_ns: int) -> BarRows:
-        """All bars of ``symbols`` starting in ``[start_ns, end_ns)``, in one query."""
+        """All bars of ``symbols`` starting in ``[start_ns, end_ns)``, in one query, sorted by start."""
         if not symbols:
             return _empty_rows()
         sql = f"""
@@ -153,40 +157,43 @@ class ParquetStore:
                    epoch_ns(ts) AS t, open, high, low, close, volume
             FROM {self._source(interval, symbols)}
             WHERE ts >= make_timestamptz(?::BIGINT) AND ts < make_timestamptz(?::BIGINT)
-            ORDER BY t, sym
         """
         params: list[object] = [symbols, start_ns // 1000, end_ns // 1000]
         cols = self._query(sql, params, f"{interval} bars of {', '.join(symbols[:5])}")
+        # Sorting here is cheaper than ORDER BY in the query (measured: it doubles the query).
+        order = np.argsort(cols["t"], kind="stable")
         return BarRows(
-            symbol=cols["sym"].astype(np.int32, copy=False),
-            ts=cols["t"].astype(np.int64, copy=False),
-            **{name: cols[name].astype(np.float64, copy=False) for name in BAR_COLUMNS},
+            symbol=cols["sym"][order].astype(np.int32, copy=False),
+            ts=cols["t"][order].astype(np.int64, copy=False),
+            **{name: cols[name][order].astype(np.float64, copy=False) for name in BAR_COLUMNS},
         )
 
     def count_in_windows(
-        self, interval: Interval, symbols: list[str], windows: list[tuple[int, int]]
+        self, interval: Interval, symbols: list[str], windows: list[tuple[int, int]], per_query: int = 20
     ) -> np.ndarray:
-        """Rows per (window, symbol) for ``[start, end)`` windows, as one query."""
+        """Rows per (window, symbol) for sorted, disjoint ``[start, end)`` windows.
+
+        Reads only the symbol and timestamp columns, ``per_query`` windows per query,
+        so memory stays flat however many windows there are.
+        """
         counts = np.zeros((len(windows), len(symbols)), dtype=np.int64)
         if not windows or not symbols:
             return counts
-        lo = min(w[0] for w in windows)
-        hi = max(w[1] for w in windows)
         starts = np.array([w[0] for w in windows], dtype=np.int64)
         ends = np.array([w[1] for w in windows], dtype=np.int64)
-        order = np.argsort(starts)
         sql = f"""
             SELECT (list_position(?, symbol) - 1)::INTEGER AS sym, epoch_ns(ts) AS t
             FROM {self._source(interval, symbols)}
             WHERE ts >= make_timestamptz(?::BIGINT) AND ts < make_timestamptz(?::BIGINT)
         """
-        cols = self._query(sql, [symbols, lo // 1000, hi // 1000], f"{interval} bars")
-        t = cols["t"]
-        slot = np.searchsorted(starts[order], t, side="right") - 1
-        valid = slot >= 0
-        slot = np.where(valid, order[np.clip(slot, 0, None)], 0)
-        valid &= t < ends[slot]
-        np.add.at(counts, (slot[valid], cols["sym"][valid]), 1)
+        for first in range(0, len(windows), per_query):
+            last = min(first + per_query, len(windows))
+            lo, hi = int(starts[first]), int(ends[last - 1])
+            cols = self._query(sql, [symbols, lo // 1000, hi // 1000], f"{interval} bars")
+            slot = np.searchsorted(starts, cols["t"], side="right") - 1
+            inside = (slot >= 0) & (cols["t"] < ends[np.clip(slot, 0, None)])
+            flat = slot[inside] * len(symbols) + cols["sym"][inside]
+            counts += np.bincount(flat, minlength=counts.size).reshape(counts.shape)
         return counts
 
     def first_bar_ns(self, interval: Interval, symbols: list[str]) -> dict[str, int]:
@@ -229,7 +236,9 @@ class ParquetStore:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / name
         tmp = folder / f".{name}.tmp"
-        pq.write_table(table.cast(PARQUET_SCHEMA), tmp, compression="zstd", row_group_size=64 * 1024)
+        pq.write_table(
+            table.cast(PARQUET_SCHEMA), tmp, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS
+        )
         tmp.replace(target)
         return target
 

@@ -60,11 +60,7 @@ def _coordinator(tmp_path, data_dir, **kwargs):
 def _state(ref):
     c = ref[0]
     data = c.session_data
-    bars = (
-        sum(len(data[s].bars("1m")) for s in data.symbols)
-        if data.plan and "1m" in data.intervals
-        else 0
-    )
+    bars = sum(len(data[s].bars("1m")) for s in data.symbols) if data.plan and "1m" in data.intervals else 0
     return {
         "session": data.plan.session if data.plan else None,
         "symbols": len(data),
@@ -124,9 +120,7 @@ CLOCK_CASES = [
 def test_clock_at_open_after_phase1_and_exactly_at_close(
     tmp_path, sample_dir, monkeypatch, day, open_, close, clock_mode
 ):
-    coordinator, _, events = _coordinator(
-        tmp_path, sample_dir, start=day, end=day, clock=clock_mode
-    )
+    coordinator, _, events = _coordinator(tmp_path, sample_dir, start=day, end=day, clock=clock_mode)
     seen: list[int] = []
     original = coordinator.clock.advance_to
 
@@ -144,9 +138,7 @@ def test_clock_at_open_after_phase1_and_exactly_at_close(
 
 
 def test_two_days_across_dst(tmp_path, sample_dir):
-    coordinator, _, events = _coordinator(
-        tmp_path, sample_dir, start="2023-11-03", end="2023-11-06"
-    )
+    coordinator, _, events = _coordinator(tmp_path, sample_dir, start="2023-11-03", end="2023-11-06")
     result = coordinator.run()
     opens = [s["clock"] for e, s in events if isinstance(e, PhaseFinished) and e.phase == 1]
     assert opens == [utc("2023-11-03 13:30"), utc("2023-11-06 14:30")]
@@ -170,9 +162,7 @@ def test_data_and_clock_driven_give_identical_session_data(tmp_path, request, st
     results = {}
     for mode in ("data", "clock"):
         config = load_config(
-            write_config(
-                tmp_path / f"{mode}.toml", data_dir, clock=mode, intervals=["1m", "5m", "1h"]
-            )
+            write_config(tmp_path / f"{mode}.toml", data_dir, clock=mode, intervals=["1m", "5m", "1h"])
         )
         result = SessionCoordinator(config).run()
         results[mode] = (
@@ -226,9 +216,7 @@ def test_regular_hours_stream_nothing_outside_open_close(tmp_path):
         bars = result.session_data["MSFT"].bars("1m")
         assert bars.ts.min() >= utc(first) and bars.ts.max() <= utc(last)
         if hours == "extended":
-            assert bars.ts.min() < utc("2023-11-24 14:30") and bars.ts.max() >= utc(
-                "2023-11-24 18:00"
-            )
+            assert bars.ts.min() < utc("2023-11-24 14:30") and bars.ts.max() >= utc("2023-11-24 18:00")
             assert result.days[0].clock_ns == utc("2023-11-24 22:00")
         else:
             assert result.days[0].clock_ns == utc("2023-11-24 18:00")
@@ -269,9 +257,7 @@ def test_component_lifecycle_refuses_illegal_transitions():
 
 def test_trailing_history_counts_trading_sessions(tmp_path, complete_dir):
     config = load_config(
-        write_config(
-            tmp_path / "c.toml", complete_dir, start="2023-11-27", end="2023-11-27", trailing_days=3
-        )
+        write_config(tmp_path / "c.toml", complete_dir, start="2023-11-27", end="2023-11-27", trailing_days=3)
     )
     result = SessionCoordinator(config).run()
     history = result.session_data["MSFT"].history("1m")
@@ -279,3 +265,12 @@ def test_trailing_history_counts_trading_sessions(tmp_path, complete_dir):
     assert len(history) == 990
     days = sorted({pd.Timestamp(int(t), tz="UTC").date() for t in history.ts})
     assert days == [D(2023, 11, 21), D(2023, 11, 22), D(2023, 11, 24)]
+
+
+def test_longest_missing_run_per_column():
+    from core.components import _longest_runs
+
+    flags = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 1], [1, 0, 1], [1, 1, 0], [1, 0, 1]], dtype=bool)
+    # by hand: column 0 runs 2 and 3 -> 3; column 1 one run of 1; column 2 runs 3 and 1 -> 3
+    assert _longest_runs(flags).tolist() == [3, 1, 3]
+    assert _longest_runs(np.zeros((0, 2), dtype=bool)).tolist() == [0, 0]

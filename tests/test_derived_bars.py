@@ -61,9 +61,7 @@ def test_derived_bars_equal_pandas_resample(tmp_path, sample_dir, day, clock):
             assert len(got) == len(want), (symbol, label)
             np.testing.assert_array_equal(got.ts, want.index.as_unit("ns").asi8)
             for column in ("open", "high", "low", "close", "volume"):
-                np.testing.assert_allclose(
-                    getattr(got, column), want[column].to_numpy(), rtol=0, atol=0
-                )
+                np.testing.assert_allclose(getattr(got, column), want[column].to_numpy(), rtol=0, atol=0)
             np.testing.assert_array_equal(got.partial, want["partial"].to_numpy())
 
 
@@ -80,8 +78,7 @@ def test_early_close_hour_series_ends_with_a_cut_bar(tmp_path, complete_dir):
     data = SessionCoordinator(config).run().session_data
     hours = data["MSFT"].bars("1h")
     starts = [
-        pd.Timestamp(int(t), tz="UTC").tz_convert("America/New_York").strftime("%H:%M")
-        for t in hours.ts
+        pd.Timestamp(int(t), tz="UTC").tz_convert("America/New_York").strftime("%H:%M") for t in hours.ts
     ]
     assert starts == ["09:30", "10:30", "11:30", "12:30"]
     assert hours.partial.tolist() == [False, False, False, True]  # 12:30-13:00

@@ -38,10 +38,7 @@ def real_store(tmp_path_factory):
         table = pa.table(
             {
                 "ts": pa.array(ts.dt.as_unit("us"), pa.timestamp("us", tz="UTC")),
-                **{
-                    c: pa.array(frame[c].astype(float))
-                    for c in ("open", "high", "low", "close", "volume")
-                },
+                **{c: pa.array(frame[c].astype(float)) for c in ("open", "high", "low", "close", "volume")},
             }
         )
         folder = root / "bars" / "interval=1m" / f"symbol={ticker}"
