@@ -223,6 +223,27 @@ def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) 
                 symbol, interval, f"{len(bars):,}", first, last, close, str(int(bars.partial.sum()))
             )
     stdout.print(table)
+    if snapshot.indicator_keys:
+        from core.snapshot import key_interval
+
+        indicators = Table(title="indicators (latest value)")
+        for name in ("symbol", "indicator", "bar", "value", "ready"):
+            indicators.add_column(name, justify="right" if name == "value" else "left")
+        for symbol in chosen:
+            for key in snapshot.indicator_keys:
+                if key_interval(key) not in shown_intervals:
+                    continue
+                ts, values = snapshot.indicators[(symbol, key)]
+                last = float(values[-1]) if values.size else float("nan")
+                ready = values.size > 0 and last == last
+                indicators.add_row(
+                    symbol,
+                    key,
+                    _local(int(ts[-1]), snapshot.tz) if ts.size else "-",
+                    f"{last:.4f}" if ready else "-",
+                    "yes" if ready else "[yellow]not ready[/]",
+                )
+        stdout.print(indicators)
     quality = Table(title="data quality (regular hours, base interval)")
     for name in ("symbol", "score", "present/expected", "largest gap", "history score"):
         quality.add_column(name, justify="left" if name == "symbol" else "right")

@@ -104,6 +104,29 @@ class BarBlock:
         target.present[row] = any_present
         target.filled = row + 1
 
+    def slice_rows(self, lo: int, hi: int) -> BarBlock:
+        """Rows ``[lo, hi)`` as a block of their own (views, no copy)."""
+        return BarBlock(
+            self.interval,
+            self.starts[lo:hi],
+            self.ends[lo:hi],
+            self.open[lo:hi],
+            self.high[lo:hi],
+            self.low[lo:hi],
+            self.close[lo:hi],
+            self.volume[lo:hi],
+            self.present[lo:hi],
+            filled=max(0, min(self.filled, hi) - lo),
+        )
+
+    def sessions(self) -> list[BarBlock]:
+        """A concatenated history block split back into its sessions (where windows stop tiling)."""
+        if not self.rows:
+            return []
+        cuts = (np.flatnonzero(self.starts[1:] != self.ends[:-1]) + 1).tolist()
+        bounds = [0, *cuts, self.rows]
+        return [self.slice_rows(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
     def add_columns(self, count: int) -> None:
         """Widen the block by ``count`` empty symbol columns."""
         n = self.rows

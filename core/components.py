@@ -13,8 +13,9 @@ from enum import Enum
 import numpy as np
 
 from calendars import Interval, SessionPlan
-from core.bars import BarBlock, session_grid, window_rows
+from core.bars import BarBlock, derive_block, session_grid, window_rows
 from core.errors import LifecycleError
+from core.indicators import IndicatorDef, compute_day
 from core.session_data import QualityRecord, SessionData
 
 
@@ -245,6 +246,48 @@ def _longest_runs(flags: np.ndarray) -> np.ndarray:
     _, ends = np.nonzero(edges == -1)  # same order as the starts: row-major, one end per start
     np.maximum.at(best, cols, ends - starts)
     return best
+
+
+class IndicatorManager(Component):
+    """Computes every configured indicator for the session; SessionData reveals them by the clock.
+
+    Input per symbol: the trailing history of the indicator's interval (built by the
+    same aggregation as live bars) followed by the day's bars of that interval.
+    """
+
+    name = "indicator manager"
+
+    def __init__(
+        self, data: SessionData, queues: StreamQueues, definitions: list[IndicatorDef], extended: bool
+    ) -> None:
+        super().__init__()
+        self._data = data
+        self._queues = queues
+        self._definitions = definitions
+        self._extended = extended
+
+    def _on_setup(self) -> None:
+        if not self._definitions:
+            return
+        queue, plan = self._queues.base, self._queues.plan
+        if queue is None or plan is None:
+            raise LifecycleError(f"{self.name}: no queue loaded", hint="PHASE 2 loads the queues first")
+        days: dict[str, BarBlock] = {}
+        for definition in self._definitions:
+            label = definition.interval
+            if label not in days:
+                days[label] = self._day_block(queue, plan, label)
+            history = self._data.history_block(label)
+            sessions = history.sessions() if history is not None else []
+            for values in compute_day(definition, history, days[label], sessions):
+                self._data.attach_indicator(values)
+
+    def _day_block(self, queue: BarBlock, plan: SessionPlan, label: str) -> BarBlock:
+        if label == queue.interval.label:
+            return queue
+        interval = Interval.parse(label)
+        starts, ends = session_grid(plan, interval, self._extended)
+        return derive_block(queue, interval, starts, ends)
 
 
 class ScannerManager(Component):

@@ -14,7 +14,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,6 +28,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from calendars import Interval
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from core.indicators import IndicatorDef
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
@@ -90,9 +93,49 @@ class QualitySection(_Section):
 
 
 class IndicatorSpec(_Section):
+    """One ``[[indicators]]`` table; which keys apply depends on ``kind`` (README)."""
+
     kind: str
     interval: str = "1m"
-    period: int | None = Field(default=None, ge=1)
+    period: int | None = Field(default=None, ge=1, le=100_000)
+    fast: int = Field(default=12, ge=1)
+    slow: int = Field(default=26, ge=1)
+    signal: int = Field(default=9, ge=1)
+    nbdev: float = Field(default=2.0, gt=0)
+    k: int = Field(default=3, ge=1)
+    d: int = Field(default=3, ge=1)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        from core.indicators import KINDS, unknown_kind_hint
+
+        kind = value.strip().lower()
+        if kind not in KINDS:
+            raise ValueError(f"unknown indicator kind {value!r}; {unknown_kind_hint(kind)}")
+        return kind
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        return Interval.parse(value).label
+
+    def definition(self) -> IndicatorDef:
+        from core.indicators import KINDS, IndicatorDef
+
+        kind = KINDS[self.kind]
+        period = self.period if self.period is not None else kind.default_period
+        return IndicatorDef(
+            kind=self.kind,
+            interval=self.interval,
+            period=period,
+            fast=self.fast,
+            slow=self.slow,
+            signal=self.signal,
+            nbdev=self.nbdev,
+            k=self.k,
+            d=self.d,
+        )
 
 
 class InsertSpec(_Section):
@@ -115,6 +158,20 @@ class SessionConfig(_Section):
     @property
     def intervals(self) -> list[Interval]:
         return [Interval.parse(label) for label in self.streams.intervals]
+
+    @model_validator(mode="after")
+    def _indicators_on_streamed_intervals(self) -> SessionConfig:
+        for n, spec in enumerate(self.indicators):
+            if spec.interval not in self.streams.intervals:
+                raise ValueError(
+                    f"indicators[{n}] ({spec.kind}) uses interval {spec.interval}, which is not in "
+                    f"streams.intervals {self.streams.intervals}; add it there"
+                )
+        keys = [key for spec in self.indicators for key in spec.definition().keys]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:
+            raise ValueError(f"indicators configured twice: {', '.join(twice)}")
+        return self
 
     def canonical_json(self) -> str:
         """Stable text of the config: same config, same text, same run id."""

@@ -28,6 +28,7 @@ from core.components import (
     Component,
     DataProcessor,
     DataQualityManager,
+    IndicatorManager,
     ScannerManager,
     StrategyManager,
     StreamQueues,
@@ -135,11 +136,18 @@ class SessionCoordinator:
             self.session_data, self.queues, self._base, self._derived, self._extended
         )
         self.quality = DataQualityManager(self.session_data, self._base)
+        self.indicators = IndicatorManager(
+            self.session_data,
+            self.queues,
+            [spec.definition() for spec in self.config.indicators],
+            self._extended,
+        )
         self.scanners = ScannerManager()
         self.strategies = StrategyManager()
         self.components: list[Component] = [
             self.processor,
             self.quality,
+            self.indicators,
             self.scanners,
             self.strategies,
             *self._extra_components,

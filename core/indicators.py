@@ -139,7 +139,7 @@ class IndicatorDef:
         """Bars of input needed before the first value (TA-Lib's lookback; ours for helpers)."""
         if self.spec.function is None:
             return 0
-        function = abstract.Function(self.spec.function)
+        function = abstract.Function(self.spec.function)  # type: ignore[attr-defined]
         function.parameters = self._talib_parameters()
         return int(function.lookback)
 

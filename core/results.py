@@ -152,10 +152,11 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
     con.execute(
         """CREATE TABLE last_day (date DATE, exchange VARCHAR, tz VARCHAR, market_open_ns BIGINT,
            market_close_ns BIGINT, clock_ns BIGINT, session_active BOOLEAN,
-           symbols_json VARCHAR, intervals_json VARCHAR, scans_json VARCHAR, insertions_json VARCHAR)"""
+           symbols_json VARCHAR, intervals_json VARCHAR, indicators_json VARCHAR, scans_json VARCHAR,
+           insertions_json VARCHAR)"""
     )
     con.execute(
-        "INSERT INTO last_day VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO last_day VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             snap.date,
             snap.exchange,
@@ -166,6 +167,7 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
             snap.session_active,
             json.dumps(snap.symbols),
             json.dumps(snap.intervals),
+            json.dumps(snap.indicator_keys),
             json.dumps(snap.scans),
             json.dumps(snap.insertions),
         ],
@@ -176,6 +178,8 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
         [{"symbol": s, **_quality_row(q)} for s, q in snap.quality.items()],
         schema=_QUALITY_SCHEMA,
     )
+    con.register("indicators_in", _indicators_table(snap))
+    con.execute("CREATE TABLE last_day_indicators AS SELECT * FROM indicators_in")
     con.register("quality_in", quality)
     con.execute("CREATE TABLE last_day_quality AS SELECT * FROM quality_in")
 
@@ -197,6 +201,26 @@ _QUALITY_SCHEMA = pa.schema(
 
 def _quality_row(record: QualityRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in _QUALITY_SCHEMA.names if name != "symbol"}
+
+
+def _indicators_table(snap: DaySnapshot) -> pa.Table:
+    symbols, keys, positions, stamps, values = [], [], [], [], []
+    for (symbol, key), (ts, vals) in snap.indicators.items():
+        n = int(ts.size)
+        symbols += [symbol] * n
+        keys += [key] * n
+        positions += [snap.indicator_keys.index(key)] * n
+        stamps.append(ts)
+        values.append(vals)
+    return pa.table(
+        {
+            "symbol": pa.array(symbols, pa.string()),
+            "key": pa.array(keys, pa.string()),
+            "key_order": pa.array(positions, pa.int32()),
+            "ts_ns": pa.array(np.concatenate(stamps) if stamps else np.empty(0, np.int64), pa.int64()),
+            "value": pa.array(np.concatenate(values) if values else np.empty(0), pa.float64()),
+        }
+    )
 
 
 def _bars_table(snap: DaySnapshot) -> pa.Table:
@@ -254,7 +278,7 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
     record = RunRecord(run_id, config_json, base, json.loads(derived), days)
     meta = con.execute("SELECT * FROM last_day").fetchone()
     assert meta is not None
-    date, exchange, tz, open_ns, close_ns, clock_ns, active, syms, ivs, scans, inserts = meta
+    date, exchange, tz, open_ns, close_ns, clock_ns, active, syms, ivs, keys, scans, inserts = meta
     snapshot = DaySnapshot(
         run_id=run_id,
         date=date if isinstance(date, dt.date) else dt.date.fromisoformat(str(date)),
@@ -266,6 +290,7 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
         session_active=active,
         symbols=json.loads(syms),
         intervals=json.loads(ivs),
+        indicator_keys=json.loads(keys),
         scans=json.loads(scans),
         insertions=json.loads(inserts),
     )
@@ -285,6 +310,16 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
                     for name in ("open", "high", "low", "close", "volume")
                 },
                 partial=cols["partial"][rows].astype(bool),
+            )
+    ind = con.execute(
+        "SELECT symbol, key, ts_ns, value FROM last_day_indicators ORDER BY symbol, key_order, ts_ns"
+    ).fetchnumpy()
+    for symbol in snapshot.symbols:
+        for key in snapshot.indicator_keys:
+            rows = np.flatnonzero((ind["symbol"] == symbol) & (ind["key"] == key))
+            snapshot.indicators[(symbol, key)] = (
+                ind["ts_ns"][rows].astype(np.int64),
+                ind["value"][rows].astype(np.float64),
             )
     for row in con.execute("SELECT * FROM last_day_quality").fetchall():
         snapshot.quality[row[0]] = QualityRecord(*row[1:])

@@ -9,10 +9,16 @@ run stays intact for inspection.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from calendars import SessionPlan
 from core.bars import BarBlock, SymbolBars
 from core.errors import SessionError
+
+if TYPE_CHECKING:
+    from core.indicators import IndicatorValues
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,7 @@ class _State:
     bars: dict[str, BarBlock] = field(default_factory=dict)
     history: dict[str, BarBlock] = field(default_factory=dict)
     quality: dict[str, QualityRecord] = field(default_factory=dict)
+    indicators: dict[str, IndicatorValues] = field(default_factory=dict)
     active: bool = False
 
 
@@ -123,6 +130,22 @@ class SessionData:
     def intervals(self) -> tuple[str, ...]:
         return tuple(self._state.bars)
 
+    def attach_indicator(self, values: IndicatorValues) -> None:
+        self._state.indicators[values.key] = values
+
+    @property
+    def indicator_keys(self) -> tuple[str, ...]:
+        return tuple(self._state.indicators)
+
+    def indicator_values(self, key: str) -> IndicatorValues:
+        try:
+            return self._state.indicators[key]
+        except KeyError:
+            known = ", ".join(self._state.indicators) or "none"
+            raise SessionError(
+                f"no indicator {key!r} in this session", where=key, hint=f"keys: {known}"
+            ) from None
+
     def set_quality(self, symbol: str, record: QualityRecord) -> None:
         self._state.quality[symbol] = record
 
@@ -150,3 +173,34 @@ class SymbolSessionData:
     @property
     def quality(self) -> QualityRecord | None:
         return self._data.quality(self.symbol)
+
+    def indicator(self, key: str) -> IndicatorSeries:
+        """The indicator's values for the bars of its interval delivered so far."""
+        values = self._data.indicator_values(key)
+        block = self._data.block(values.interval)
+        rows = np.flatnonzero(block.present[: block.filled, self.column])
+        return IndicatorSeries(key, block.starts[rows], values.values[rows, self.column])
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSeries:
+    """One symbol's indicator values up to the clock; ``ts`` is each bar's start."""
+
+    key: str
+    ts: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ts.size)
+
+    @property
+    def value(self) -> float | None:
+        """The latest value (None before the first bar or while not ready)."""
+        if not self.values.size or np.isnan(self.values[-1]):
+            return None
+        return float(self.values[-1])
+
+    @property
+    def ready(self) -> bool:
+        """Whether the latest value is defined (enough bars for the lookback)."""
+        return self.value is not None

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from core.bars import SymbolBars
 from core.session_data import QualityRecord, SessionData
@@ -36,6 +35,8 @@ class DaySnapshot:
     intervals: list[str]
     bars: dict[tuple[str, str], SymbolBars] = field(default_factory=dict)
     quality: dict[str, QualityRecord] = field(default_factory=dict)
+    indicator_keys: list[str] = field(default_factory=list)
+    indicators: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     scans: list[dict[str, Any]] = field(default_factory=list)
     insertions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -55,11 +56,15 @@ class DaySnapshot:
             session_active=data.active,
             symbols=list(data.symbols),
             intervals=list(data.intervals),
+            indicator_keys=list(data.indicator_keys),
         )
         for symbol in data.symbols:
             view = data[symbol]
             for interval in data.intervals:
                 snapshot.bars[(symbol, interval)] = view.bars(interval)
+            for key in data.indicator_keys:
+                series = view.indicator(key)
+                snapshot.indicators[(symbol, key)] = (series.ts, series.values)
             record = view.quality
             if record is not None:
                 snapshot.quality[symbol] = record
@@ -87,7 +92,11 @@ class DaySnapshot:
                     "bars": {
                         interval: bar_records(self.bars[(symbol, interval)]) for interval in chosen_intervals
                     },
-                    "indicators": {},
+                    "indicators": {
+                        key: indicator_record(*self.indicators[(symbol, key)], series)
+                        for key in self.indicator_keys
+                        if key_interval(key) in chosen_intervals
+                    },
                     "quality": quality_record(self.quality.get(symbol)),
                 }
                 for symbol in chosen_symbols
@@ -99,7 +108,7 @@ class DaySnapshot:
 
 def iso(ns: int) -> str:
     """ISO-8601 with offset, UTC."""
-    return pd.Timestamp(int(ns), tz="UTC").isoformat()
+    return iso_many(np.array([ns], dtype=np.int64))[0]
 
 
 def iso_many(ns: np.ndarray) -> list[str]:
@@ -122,6 +131,26 @@ def bar_records(bars: SymbolBars) -> list[dict[str, Any]]:
             record["partial"] = True
         records.append(record)
     return records
+
+
+def key_interval(key: str) -> str:
+    """The interval of an indicator key: ``sma_20@5m.upper`` -> ``5m``."""
+    return key.split("@", 1)[1].split(".", 1)[0]
+
+
+def indicator_record(ts: np.ndarray, values: np.ndarray, series: bool) -> dict[str, Any]:
+    """Latest value of one indicator (None while not ready); with ``series``, every value."""
+    last = _number(float(values[-1])) if values.size else None
+    record: dict[str, Any] = {
+        "ts": iso(int(ts[-1])) if ts.size else None,
+        "value": last,
+        "ready": last is not None,
+    }
+    if series:
+        record["series"] = [
+            [stamp, _number(v)] for stamp, v in zip(iso_many(ts), values.tolist(), strict=True)
+        ]
+    return record
 
 
 def quality_record(record: QualityRecord | None) -> dict[str, Any] | None:

@@ -202,6 +202,28 @@ def _check_store(config: SessionConfig, store: ParquetStore, report: ValidationR
         _check_coverage(config, store, base, report)
 
 
+def _check_lookbacks(config: SessionConfig, calendar: TradingCalendar, report: ValidationReport) -> None:
+    """Warn when the trailing history cannot fill an indicator's lookback before the open."""
+    if not config.indicators or not report.sessions:
+        return
+    trailing = calendar.previous_sessions(report.sessions[0], config.historical.trailing_days)
+    for spec in config.indicators:
+        definition = spec.definition()
+        interval = Interval.parse(definition.interval)
+        available = sum(calendar.plan(day).expected_bars(interval) for day in trailing)
+        needed = definition.lookback  # the day's first bar completes the window
+        if available < needed:
+            report.warnings.append(
+                Problem(
+                    f"{definition.base_key} needs {needed} bars of history to be ready at the open; "
+                    f"{len(trailing)} trailing session(s) give at most {available}, so it is not ready "
+                    "at the open",
+                    where=definition.base_key,
+                    hint="raise historical.trailing_days or shorten the period",
+                )
+            )
+
+
 def _check_coverage(
     config: SessionConfig, store: ParquetStore, base: Interval, report: ValidationReport
 ) -> None:
@@ -239,6 +261,7 @@ def _check_coverage(
                 report.warnings.append(
                     Problem(f"{symbols[j]} has no bars on {plan.session}", where=symbols[j])
                 )
+    _check_lookbacks(config, calendar, report)
     trailing = config.historical.trailing_days
     if trailing:
         first_needed = calendar.previous_sessions(report.sessions[0], trailing)
