@@ -59,6 +59,38 @@ MEMORY_FLAT_TOLERANCE = 0.10  # peak RSS may grow at most 10 % from the fewest t
 
 ENTRY_POINT = "from cli.app import main; main()"  # the console script `backtest`
 
+# The indicator case of the derived-bars issue: three intervals, six indicators.
+INDICATOR_INTERVALS = '["1m", "5m", "15m"]'
+INDICATORS = """
+[[indicators]]
+kind = "sma"
+interval = "5m"
+period = 20
+
+[[indicators]]
+kind = "ema"
+interval = "1m"
+period = 9
+
+[[indicators]]
+kind = "rsi"
+interval = "1m"
+period = 14
+
+[[indicators]]
+kind = "atr"
+interval = "15m"
+period = 14
+
+[[indicators]]
+kind = "macd"
+interval = "5m"
+
+[[indicators]]
+kind = "vwap"
+interval = "1m"
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
@@ -68,11 +100,13 @@ class Scenario:
     days: int
     trailing_days: int = 0
     clock: str = "data"
+    indicators: bool = False  # 1m+5m+15m and the six indicators of INDICATORS
 
     @property
     def label(self) -> str:
         extra = f", trailing_days={self.trailing_days}" if self.trailing_days else ""
-        return f"{self.symbols} symbols x {self.days} days (1m, clock={self.clock}{extra})"
+        streams = "1m+5m+15m, 6 indicators" if self.indicators else "1m"
+        return f"{self.symbols} symbols x {self.days} days ({streams}, clock={self.clock}{extra})"
 
     @property
     def data_dir(self) -> Path:
@@ -81,7 +115,8 @@ class Scenario:
 
     @property
     def config_path(self) -> Path:
-        return self.data_dir / f"bench-{self.days}d-t{self.trailing_days}-{self.clock}.toml"
+        kind = "-ind" if self.indicators else ""
+        return self.data_dir / f"bench-{self.days}d-t{self.trailing_days}-{self.clock}{kind}.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +225,7 @@ def run_start(scenario: Scenario) -> dt.date:
 
 
 def write_config(scenario: Scenario) -> Path:
-    """The session config next to the data: 1m only, no indicators."""
+    """The session config next to the data: 1m only, or the indicator case."""
     names = [f"S{i:04d}" for i in range(scenario.symbols)]
     rows = [", ".join(f'"{n}"' for n in names[i : i + 10]) for i in range(0, len(names), 10)]
     symbols = "[\n    " + ",\n    ".join(rows) + ",\n]"
@@ -207,11 +242,11 @@ dir = "."
 
 [streams]
 symbols = {symbols}
-intervals = ["1m"]
+intervals = {INDICATOR_INTERVALS if scenario.indicators else '["1m"]'}
 
 [historical]
 trailing_days = {scenario.trailing_days}
-"""
+{INDICATORS if scenario.indicators else ""}"""
     path = scenario.config_path
     path.write_text(text, encoding="utf-8")
     return path
@@ -389,6 +424,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--clock", choices=("data", "clock"), default="data", help="[session] clock")
     parser.add_argument(
+        "--indicators",
+        action="store_true",
+        help="stream 1m+5m+15m with six indicators (sma, ema, rsi, atr, macd, vwap)",
+    )
+    parser.add_argument(
         "--memory-sweep",
         action="store_true",
         help=f"run {SWEEP_SYMBOLS} symbols x {SWEEP_DAYS} days, print peak RSS",
@@ -419,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli = backtest_command()
 
     def scenario(symbols: int, days: int) -> Scenario:
-        return Scenario(symbols, days, args.trailing_days, args.clock)
+        return Scenario(symbols, days, args.trailing_days, args.clock, args.indicators)
 
     def run(symbols: int, days: int) -> Summary:
         print(f"\nbenchmarking {scenario(symbols, days).label} ...", file=sys.stderr, flush=True)

@@ -15,7 +15,7 @@ import numpy as np
 from calendars import Interval, SessionPlan
 from core.bars import BarBlock, derive_block, session_grid, window_rows
 from core.errors import LifecycleError
-from core.indicators import IndicatorDef, compute_day
+from core.indicators import IndicatorDef, SymbolInputs, compute_day, symbol_inputs
 from core.session_data import QualityRecord, SessionData
 
 
@@ -273,13 +273,15 @@ class IndicatorManager(Component):
         if queue is None or plan is None:
             raise LifecycleError(f"{self.name}: no queue loaded", hint="PHASE 2 loads the queues first")
         days: dict[str, BarBlock] = {}
+        inputs: dict[str, list[SymbolInputs]] = {}
         for definition in self._definitions:
             label = definition.interval
+            history = self._data.history_block(label)
             if label not in days:
                 days[label] = self._day_block(queue, plan, label)
-            history = self._data.history_block(label)
+                inputs[label] = symbol_inputs(history, days[label])
             sessions = history.sessions() if history is not None else []
-            for values in compute_day(definition, history, days[label], sessions):
+            for values in compute_day(definition, history, days[label], sessions, inputs[label]):
                 self._data.attach_indicator(values)
 
     def _day_block(self, queue: BarBlock, plan: SessionPlan, label: str) -> BarBlock:

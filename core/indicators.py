@@ -174,33 +174,59 @@ class IndicatorValues:
     lookback: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SymbolInputs:
+    """One symbol's input series for an interval: trailing history then today's bars."""
+
+    series: dict[str, np.ndarray]  # field -> values, oldest first
+    history: int  # how many of them are history
+    rows: np.ndarray  # today's block rows the remaining values belong to
+
+
+def symbol_inputs(history: BarBlock | None, today: BarBlock) -> list[SymbolInputs]:
+    """Per symbol column, the concatenated history + today series every TA-Lib kind reads."""
+    fields = ("open", "high", "low", "close", "volume")
+    past = _split_columns(history, fields) if history is not None else None
+    now = _split_columns(today, (*fields, "rows"))
+    out = []
+    for j in range(today.width):
+        series = {
+            name: np.concatenate([past[name][j], now[name][j]]) if past is not None else now[name][j]
+            for name in fields
+        }
+        out.append(SymbolInputs(series, len(past["close"][j]) if past is not None else 0, now["rows"][j]))
+    return out
+
+
+def _split_columns(block: BarBlock, fields: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
+    """Each field's present values, compacted per symbol column in one gather ("rows": their rows)."""
+    columns, rows = np.nonzero(block.present.T)  # sorted by column, then row
+    cuts = np.cumsum(np.bincount(columns, minlength=block.width))[:-1]
+    split: dict[str, list[np.ndarray]] = {}
+    for name in fields:
+        values = rows if name == "rows" else getattr(block, name)[rows, columns]
+        split[name] = np.split(values, cuts)
+    return split
+
+
 def compute_day(
     definition: IndicatorDef,
     history: BarBlock | None,
     today: BarBlock,
     session_history: list[BarBlock] | None = None,
+    inputs: list[SymbolInputs] | None = None,
 ) -> list[IndicatorValues]:
     """Every output of ``definition`` for every symbol over one session."""
     k = today.width
-    rows = today.rows
-    outputs = [np.full((rows, k), np.nan) for _ in definition.keys]
+    outputs = [np.full((today.rows, k), np.nan) for _ in definition.keys]
     before = np.zeros(k, dtype=np.int64)
     if definition.spec.function is not None:
-        for j in range(k):
-            mine = np.flatnonzero(today.present[:, j])
-            past = history.column(j) if history is not None else None
-            n_past = len(past) if past is not None else 0
-            before[j] = n_past
-            if not mine.size:
+        for j, mine in enumerate(inputs if inputs is not None else symbol_inputs(history, today)):
+            before[j] = mine.history
+            if not mine.rows.size:
                 continue
-            series = {
-                name: np.concatenate(
-                    [getattr(past, name) if past is not None else np.empty(0), getattr(today, name)[mine, j]]
-                )
-                for name in definition.spec.inputs
-            }
-            for out, values in zip(outputs, definition.compute(series), strict=True):
-                out[mine, j] = values[n_past:]
+            for out, values in zip(outputs, definition.compute(mine.series), strict=True):
+                out[mine.rows, j] = values[mine.history :]
     else:
         _session_helper(definition, today, outputs, session_history or [])
     return [
