@@ -23,6 +23,7 @@ from core.events import (
     Event,
     PhaseFinished,
     PhaseStarted,
+    QualityAlert,
     RunStarted,
 )
 from core.snapshot import DaySnapshot, iso
@@ -88,6 +89,16 @@ class RunProgress:
                 self._progress.update(self._task, description=label)
         elif isinstance(event, PhaseFinished):
             pass  # phase times are in the day's line
+        elif isinstance(event, QualityAlert):
+            action = "left out of the session" if event.dropped else "kept"
+            text = (
+                f"warning: {event.session} {event.symbol}: trailing-history quality {event.score:.4f} "
+                f"below quality.min_score {event.min_score:.4f}; {action}"
+            )
+            if self._progress is not None:
+                self._progress.console.print(text, highlight=False, markup=False)
+            else:
+                self._line(text)
         elif isinstance(event, BarsStreamed):
             if self._progress is not None:
                 self._progress.update(
@@ -161,8 +172,14 @@ def validation_report(report: ValidationReport, config_path: str) -> None:
 def run_summary(outcome: Any, symbols: int) -> None:
     result = outcome.result
     days = Table(title=f"run {outcome.run_id}")
-    for name in ("day", "date", "open-close UTC", "clock", "bars", "quality", "note"):
-        days.add_column(name, justify="right" if name in ("bars", "quality") else "left", no_wrap=True)
+    for name in ("day", "date", "open-close UTC", "clock", "bars", "quality"):
+        days.add_column(
+            name,
+            justify="right" if name in ("bars", "quality") else "left",
+            no_wrap=True,
+            min_width=len(name),
+        )
+    days.add_column("note", overflow="fold")
     for i, day in enumerate(result.days, start=1):
         days.add_row(
             str(i),
@@ -171,7 +188,14 @@ def run_summary(outcome: Any, symbols: int) -> None:
             _hhmm(day.clock_ns),
             f"{day.bars:,}",
             f"{day.quality_mean:.3f}" if day.quality_mean is not None else "-",
-            "early close" if day.early_close else "",
+            "; ".join(
+                part
+                for part in (
+                    "early close" if day.early_close else "",
+                    f"dropped {', '.join(day.dropped)}" if day.dropped else "",
+                )
+                if part
+            ),
         )
     stdout.print(days)
     phases = {"teardown": 0.0, "initialization": 0.0, "streaming": 0.0, "end": 0.0}
@@ -245,18 +269,20 @@ def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) 
                 )
         stdout.print(indicators)
     quality = Table(title="data quality (regular hours, base interval)")
-    for name in ("symbol", "score", "present/expected", "largest gap", "history score"):
+    for name in ("symbol", "score", "present/expected", "largest gap", "bad OHLC", "dup", "history"):
         quality.add_column(name, justify="left" if name == "symbol" else "right")
-    for symbol in chosen:
-        record = snapshot.quality.get(symbol)
+    for symbol in [*chosen, *(s for s in snapshot.dropped if not symbols or s in symbols)]:
+        record = snapshot.quality.get(symbol) or snapshot.dropped.get(symbol)
         if record is None:
             continue
         history = "-" if record.history_score is None else f"{record.history_score:.3f}"
         quality.add_row(
             symbol,
-            f"{record.score:.3f}",
+            "dropped" if record.dropped else f"{record.score:.3f}",
             f"{record.present_bars}/{record.expected_bars}",
             f"{record.largest_gap}",
+            str(record.violations),
+            str(record.duplicates),
             history,
         )
     stdout.print(quality)

@@ -33,6 +33,7 @@ class BarBlock:
     volume: np.ndarray
     present: np.ndarray  # bool [n, k]
     filled: int = 0  # rows revealed so far
+    duplicates: np.ndarray | None = None  # per column: stored rows that hit an already-filled slot
 
     @classmethod
     def empty(cls, interval: Interval, starts: np.ndarray, ends: np.ndarray, k: int) -> BarBlock:
@@ -54,6 +55,10 @@ class BarBlock:
             on_grid = slot < starts.size
             on_grid[on_grid] = starts[slot[on_grid]] == rows.ts[on_grid]
             slot, sym = slot[on_grid], rows.symbol[on_grid]
+            cells = slot.astype(np.int64) * k + sym
+            unique_cells = np.unique(cells)
+            extra = np.bincount(sym, minlength=k) - np.bincount(unique_cells % k, minlength=k)
+            block.duplicates = extra.astype(np.int64)
             for name in FIELDS:
                 getattr(block, name)[slot, sym] = getattr(rows, name)[on_grid]
             block.present[slot, sym] = True
@@ -127,12 +132,35 @@ class BarBlock:
         bounds = [0, *cuts, self.rows]
         return [self.slice_rows(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
+    def take_columns(self, columns: list[int]) -> BarBlock:
+        """A block with only ``columns``, in that order (copies)."""
+        return BarBlock(
+            self.interval,
+            self.starts,
+            self.ends,
+            self.open[:, columns],
+            self.high[:, columns],
+            self.low[:, columns],
+            self.close[:, columns],
+            self.volume[:, columns],
+            self.present[:, columns],
+            filled=self.filled,
+            duplicates=None if self.duplicates is None else self.duplicates[columns],
+        )
+
     def add_columns(self, count: int) -> None:
         """Widen the block by ``count`` empty symbol columns."""
         n = self.rows
         for name in FIELDS:
             setattr(self, name, np.hstack([getattr(self, name), np.full((n, count), np.nan)]))
         self.present = np.hstack([self.present, np.zeros((n, count), dtype=bool)])
+
+    def violations(self, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """Per column, present bars whose high is below max(open, close) or low above min(open, close)."""
+        o, h, lo, c = self.open[rows], self.high[rows], self.low[rows], self.close[rows]
+        with np.errstate(invalid="ignore"):
+            bad = (h < np.fmax(o, c)) | (lo > np.fmin(o, c)) | (h < lo)
+        return np.count_nonzero(bad & self.present[rows], axis=0)
 
     def column(self, j: int) -> SymbolBars:
         """The bars of symbol column ``j`` revealed so far, compacted."""

@@ -8,6 +8,7 @@ lifecycle is an explicit state table: illegal transitions raise.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 
 import numpy as np
@@ -163,14 +164,46 @@ class DataProcessor(Component):
         return arrived
 
 
+def history_records(history: BarBlock | None) -> list[QualityRecord]:
+    """Per symbol column, the pre-session quality of its trailing history (no look-ahead)."""
+    if history is None or not history.rows:
+        width = history.width if history is not None else 0
+        return [QualityRecord(score=0.0, expected_bars=0, present_bars=0) for _ in range(width)]
+    present = history.present.sum(axis=0)
+    gaps = _longest_runs(~history.present)
+    violations = history.violations()
+    duplicates = history.duplicates if history.duplicates is not None else np.zeros(history.width, np.int64)
+    return [
+        QualityRecord(
+            score=0.0,
+            expected_bars=0,
+            present_bars=0,
+            history_score=float(present[j]) / history.rows,
+            history_expected=history.rows,
+            history_present=int(present[j]),
+            history_largest_gap=int(gaps[j]),
+            history_violations=int(violations[j]),
+            history_duplicates=int(duplicates[j]),
+        )
+        for j in range(history.width)
+    ]
+
+
 class DataQualityManager(Component):
-    """Counts present against expected base bars (regular hours), without look-ahead."""
+    """Counts present against expected base bars (regular hours), without look-ahead.
+
+    Pre-session: the trailing history's score, largest gap, OHLC violations and
+    duplicates.  During the session: the running score over the bars that have
+    ended (:meth:`scores_at`).  At the close: the final score; duplicates of the
+    day are counted only then, once every bar of the day has ended.
+    """
 
     name = "data-quality manager"
 
-    def __init__(self, data: SessionData, base: Interval) -> None:
+    def __init__(self, data: SessionData, queues: StreamQueues, base: Interval) -> None:
         super().__init__()
         self._data = data
+        self._queues = queues
         self._base = base
         self._regular: np.ndarray | None = None
 
@@ -182,28 +215,16 @@ class DataQualityManager(Component):
         assert plan is not None
         block = self._data.block(self._base.label)
         self._regular = (block.starts >= plan.open_ns) & (block.starts < plan.close_ns)
-        history = self._data.history_block(self._base.label)
+        records = history_records(self._data.history_block(self._base.label))
         for symbol in self._data.symbols:
-            j = self._data.column_of(symbol)
-            hist_expected = history.rows if history is not None else 0
-            hist_present = int(history.present[:, j].sum()) if history is not None else 0
-            self._data.set_quality(
-                symbol,
-                QualityRecord(
-                    score=0.0,
-                    expected_bars=int(self._regular.sum()),
-                    present_bars=0,
-                    history_score=hist_present / hist_expected if hist_expected else None,
-                    history_expected=hist_expected,
-                    history_present=hist_present,
-                ),
-            )
+            record = records[self._data.column_of(symbol)] if records else QualityRecord(0.0, 0, 0)
+            self._data.set_quality(symbol, replace(record, expected_bars=int(self._regular.sum())))
 
     def score_at(self, symbol: str, now_ns: int) -> QualityRecord:
         """Quality of ``symbol`` over the base bars that ended by ``now_ns``."""
         return self.scores_at(now_ns)[symbol]
 
-    def scores_at(self, now_ns: int) -> dict[str, QualityRecord]:
+    def scores_at(self, now_ns: int, final: bool = False) -> dict[str, QualityRecord]:
         """Quality of every symbol over the base bars that ended by ``now_ns`` (no look-ahead)."""
         assert self._regular is not None
         block = self._data.block(self._base.label)
@@ -213,25 +234,28 @@ class DataQualityManager(Component):
         present = block.present[due]
         counts = present.sum(axis=0)
         gaps = _longest_runs(~present)
+        violations = block.violations(due)
+        queue = self._queues.base
+        duplicates = queue.duplicates if final and queue is not None else None
         records = {}
         for symbol in self._data.symbols:
             j = self._data.column_of(symbol)
-            previous = self._data.quality(symbol)
-            records[symbol] = QualityRecord(
+            previous = self._data.quality(symbol) or QualityRecord(0.0, 0, 0)
+            records[symbol] = replace(
+                previous,
                 score=float(counts[j]) / expected if expected else 1.0,
                 expected_bars=expected,
                 present_bars=int(counts[j]),
                 largest_gap=int(gaps[j]),
-                history_score=previous.history_score if previous else None,
-                history_expected=previous.history_expected if previous else 0,
-                history_present=previous.history_present if previous else 0,
+                violations=int(violations[j]),
+                duplicates=int(duplicates[j]) if duplicates is not None else 0,
             )
         return records
 
     def _on_session_end(self) -> None:
         block = self._data.block(self._base.label)
         now = int(block.ends[-1]) if block.rows else 0
-        for symbol, record in self.scores_at(now).items():
+        for symbol, record in self.scores_at(now, final=True).items():
             self._data.set_quality(symbol, record)
 
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from calendars import Interval, SessionPlan, SimClock, TradingCalendar
-from core.bars import derive_block, session_grid
+from core.bars import BarBlock, derive_block, session_grid
 from core.components import (
     Component,
     DataProcessor,
@@ -32,6 +32,7 @@ from core.components import (
     ScannerManager,
     StrategyManager,
     StreamQueues,
+    history_records,
 )
 from core.config import SessionConfig
 from core.errors import BacktestError, SessionError
@@ -42,6 +43,7 @@ from core.events import (
     EventHandler,
     PhaseFinished,
     PhaseStarted,
+    QualityAlert,
     RunStarted,
 )
 from core.loader import DayLoader
@@ -135,7 +137,7 @@ class SessionCoordinator:
         self.processor = DataProcessor(
             self.session_data, self.queues, self._base, self._derived, self._extended
         )
-        self.quality = DataQualityManager(self.session_data, self._base)
+        self.quality = DataQualityManager(self.session_data, self.queues, self._base)
         self.indicators = IndicatorManager(
             self.session_data,
             self.queues,
@@ -192,6 +194,7 @@ class SessionCoordinator:
             phase_seconds=seconds,
             quality_mean=float(np.mean(scores)) if scores else None,
             early_close=plan.early_close,
+            dropped=sorted(self.session_data.dropped),
         )
         self._emit(DayFinished(index, days, result))
         return result
@@ -208,15 +211,19 @@ class SessionCoordinator:
     # -- PHASE 2 ------------------------------------------------------------
     def _initialize(self, plan: SessionPlan, index: int) -> None:
         """Load everything from the config in one step, set up components, pre-session scans."""
-        self._load_session(plan)
+        self._load_session(plan, index)
         self._setup_components(plan)
         self.scanners.run_pre_session_scans()
 
-    def _load_session(self, plan: SessionPlan) -> None:
+    def _load_session(self, plan: SessionPlan, index: int) -> None:
         self.session_data.begin(plan)
-        for symbol in self.config.streams.symbols:
-            self.session_data.register_symbol(symbol)
         history = self._loader.history(plan.session)
+        queue = self._loader.day(plan.session)
+        keep = self._screen_quality(plan, index, history)
+        if len(keep) < history.width:
+            history, queue = history.take_columns(keep), queue.take_columns(keep)
+        for j in keep:
+            self.session_data.register_symbol(self.config.streams.symbols[j])
         self.session_data.attach_history(history)
         for interval in self._derived:
             trailing = self._loader.trailing_sessions(plan.session)
@@ -224,7 +231,33 @@ class SessionCoordinator:
             starts = np.concatenate([g[0] for g in grids]) if grids else np.empty(0, np.int64)
             ends = np.concatenate([g[1] for g in grids]) if grids else np.empty(0, np.int64)
             self.session_data.attach_history(derive_block(history, interval, starts, ends))
-        self.queues.load(plan, self._loader.day(plan.session))
+        self.queues.load(plan, queue)
+
+    def _screen_quality(self, plan: SessionPlan, index: int, history: BarBlock) -> list[int]:
+        """Columns to keep: below ``quality.min_score`` warns, and with ``drop_below`` leaves out.
+
+        Judged on the trailing history only (what is known before the open); with no
+        trailing history there is nothing to judge and every symbol stays.
+        """
+        quality = self.config.quality
+        symbols = self.config.streams.symbols
+        if not history.rows or quality.min_score <= 0.0:
+            return list(range(len(symbols)))
+        keep = []
+        for j, record in enumerate(history_records(history)):
+            score = record.history_score if record.history_score is not None else 1.0
+            low = score < quality.min_score
+            if low:
+                self._emit(
+                    QualityAlert(
+                        index, plan.session, symbols[j], score, quality.min_score, quality.drop_below
+                    )
+                )
+            if low and quality.drop_below:
+                self.session_data.drop(symbols[j], replace(record, dropped=True))
+            else:
+                keep.append(j)
+        return keep
 
     def _setup_components(self, plan: SessionPlan) -> None:
         for component in self.components:

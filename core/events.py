@@ -74,7 +74,20 @@ class DayResult:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     quality_mean: float | None = None
     early_close: bool = False
+    dropped: list[str] = field(default_factory=list)
 
 
-Event = RunStarted | PhaseStarted | PhaseFinished | BarsStreamed | DayFinished
+@dataclass(frozen=True, slots=True)
+class QualityAlert:
+    """A symbol's pre-session score is below ``quality.min_score``."""
+
+    day_index: int
+    session: dt.date
+    symbol: str
+    score: float
+    min_score: float
+    dropped: bool
+
+
+Event = RunStarted | PhaseStarted | PhaseFinished | BarsStreamed | DayFinished | QualityAlert
 EventHandler = Callable[[Event], None]

@@ -145,6 +145,7 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
             "early_close": pa.array([d.early_close for d in record.days], pa.bool_()),
             "quality_mean": pa.array([d.quality_mean for d in record.days], pa.float64()),
             "phase_seconds_json": pa.array([json.dumps(d.phase_seconds) for d in record.days]),
+            "dropped_json": pa.array([json.dumps(d.dropped) for d in record.days]),
         }
     )
     con.register("days_in", days)
@@ -175,7 +176,7 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
     con.register("bars_in", _bars_table(snap))
     con.execute("CREATE TABLE last_day_bars AS SELECT * FROM bars_in")
     quality = pa.Table.from_pylist(
-        [{"symbol": s, **_quality_row(q)} for s, q in snap.quality.items()],
+        [{"symbol": s, **_quality_row(q)} for s, q in {**snap.quality, **snap.dropped}.items()],
         schema=_QUALITY_SCHEMA,
     )
     con.register("indicators_in", _indicators_table(snap))
@@ -195,6 +196,11 @@ _QUALITY_SCHEMA = pa.schema(
         ("history_expected", pa.int64()),
         ("history_present", pa.int64()),
         ("dropped", pa.bool_()),
+        ("violations", pa.int64()),
+        ("duplicates", pa.int64()),
+        ("history_largest_gap", pa.int64()),
+        ("history_violations", pa.int64()),
+        ("history_duplicates", pa.int64()),
     ]
 )
 
@@ -259,7 +265,7 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
     run_id, _, config_json, base, derived = con.execute("SELECT * FROM run").fetchone()  # type: ignore[misc]
     day_rows = con.execute(
         """SELECT date, market_open_ns, market_close_ns, clock_ns, bars, symbols,
-           phase_seconds_json, quality_mean, early_close FROM days ORDER BY day_index"""
+           phase_seconds_json, quality_mean, early_close, dropped_json FROM days ORDER BY day_index"""
     ).fetchall()
     days = [
         DayResult(
@@ -272,6 +278,7 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
             phase_seconds=json.loads(row[6]),
             quality_mean=row[7],
             early_close=row[8],
+            dropped=json.loads(row[9]),
         )
         for row in day_rows
     ]
@@ -321,6 +328,8 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
                 ind["ts_ns"][rows].astype(np.int64),
                 ind["value"][rows].astype(np.float64),
             )
-    for row in con.execute("SELECT * FROM last_day_quality").fetchall():
-        snapshot.quality[row[0]] = QualityRecord(*row[1:])
+    names = _QUALITY_SCHEMA.names[1:]
+    for row in con.execute(f"SELECT symbol, {', '.join(names)} FROM last_day_quality").fetchall():
+        quality = QualityRecord(**dict(zip(names, row[1:], strict=True)))
+        (snapshot.dropped if quality.dropped else snapshot.quality)[row[0]] = quality
     return record, snapshot

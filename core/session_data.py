@@ -33,6 +33,11 @@ class QualityRecord:
     history_expected: int = 0
     history_present: int = 0
     dropped: bool = False
+    violations: int = 0  # bars with high/low inconsistent with open/close
+    duplicates: int = 0  # stored rows for a minute already filled (counted once the day is over)
+    history_largest_gap: int = 0
+    history_violations: int = 0
+    history_duplicates: int = 0
 
 
 @dataclass(slots=True)
@@ -43,6 +48,7 @@ class _State:
     history: dict[str, BarBlock] = field(default_factory=dict)
     quality: dict[str, QualityRecord] = field(default_factory=dict)
     indicators: dict[str, IndicatorValues] = field(default_factory=dict)
+    dropped: dict[str, QualityRecord] = field(default_factory=dict)
     active: bool = False
 
 
@@ -151,6 +157,14 @@ class SessionData:
 
     def quality(self, symbol: str) -> QualityRecord | None:
         return self._state.quality.get(symbol)
+
+    def drop(self, symbol: str, record: QualityRecord) -> None:
+        """Record a symbol left out of the session (never registered) and why."""
+        self._state.dropped[symbol] = record
+
+    @property
+    def dropped(self) -> dict[str, QualityRecord]:
+        return dict(self._state.dropped)
 
 
 class SymbolSessionData:

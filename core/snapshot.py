@@ -35,6 +35,7 @@ class DaySnapshot:
     intervals: list[str]
     bars: dict[tuple[str, str], SymbolBars] = field(default_factory=dict)
     quality: dict[str, QualityRecord] = field(default_factory=dict)
+    dropped: dict[str, QualityRecord] = field(default_factory=dict)
     indicator_keys: list[str] = field(default_factory=list)
     indicators: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     scans: list[dict[str, Any]] = field(default_factory=list)
@@ -57,6 +58,7 @@ class DaySnapshot:
             symbols=list(data.symbols),
             intervals=list(data.intervals),
             indicator_keys=list(data.indicator_keys),
+            dropped=data.dropped,
         )
         for symbol in data.symbols:
             view = data[symbol]
@@ -101,6 +103,7 @@ class DaySnapshot:
                 }
                 for symbol in chosen_symbols
             },
+            "dropped": {symbol: quality_record(record) for symbol, record in self.dropped.items()},
             "scans": list(self.scans),
             "insertions": list(self.insertions),
         }
@@ -165,6 +168,11 @@ def quality_record(record: QualityRecord | None) -> dict[str, Any] | None:
         "history_expected_bars": record.history_expected,
         "history_present_bars": record.history_present,
         "dropped": record.dropped,
+        "violations": record.violations,
+        "duplicates": record.duplicates,
+        "history_largest_gap": record.history_largest_gap,
+        "history_violations": record.history_violations,
+        "history_duplicates": record.history_duplicates,
     }
 
 
