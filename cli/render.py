@@ -21,6 +21,7 @@ from core.events import (
     BarsStreamed,
     DayFinished,
     Event,
+    PauseChanged,
     PhaseFinished,
     PhaseStarted,
     QualityAlert,
@@ -89,6 +90,8 @@ class RunProgress:
                 self._progress.update(self._task, description=label)
         elif isinstance(event, PhaseFinished):
             pass  # phase times are in the day's line
+        elif isinstance(event, PauseChanged):
+            self._say(f"{event.action} at {iso(event.clock_ns)}: {event.reason} (held: {event.depth})")
         elif isinstance(event, QualityAlert):
             action = "left out of the session" if event.dropped else "kept"
             text = (
@@ -121,6 +124,12 @@ class RunProgress:
             else:
                 self._line(text)
 
+    def _say(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, highlight=False, markup=False)
+        else:
+            self._line(text)
+
     def _line(self, text: str) -> None:
         stderr.print(text, highlight=False, markup=False)
 
@@ -133,6 +142,12 @@ def _local(ns: int, tz: str) -> str:
     from zoneinfo import ZoneInfo
 
     return dt.datetime.fromtimestamp(ns / 1e9, tz=ZoneInfo(tz)).strftime("%H:%M")
+
+
+def _local_iso(text: str, tz: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.fromisoformat(text).astimezone(ZoneInfo(tz)).strftime("%H:%M")
 
 
 def validation_report(report: ValidationReport, config_path: str) -> None:
@@ -268,6 +283,31 @@ def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) 
                     "yes" if ready else "[yellow]not ready[/]",
                 )
         stdout.print(indicators)
+    if snapshot.scans:
+        scans = Table(title="scans")
+        for name in ("time", "scanner", "phase", "status", "top matches", "added", "removed"):
+            scans.add_column(name, overflow="fold")
+        for scan in snapshot.scans:
+            matches = ", ".join(f"{m['symbol']} {m['score']:.2f}" for m in scan.get("matches", [])[:5])
+            scans.add_row(
+                _local_iso(scan["time"], snapshot.tz),
+                scan["scanner"],
+                scan["phase"],
+                scan["status"] if scan["status"] == "ok" else f"{scan['status']}: {scan.get('reason', '')}",
+                matches or "-",
+                ", ".join(scan.get("added", [])) or "-",
+                ", ".join(scan.get("removed", [])) or "-",
+            )
+        stdout.print(scans)
+    if snapshot.insertions:
+        inserted = Table(title="insertions")
+        for name in ("time", "symbol", "source", "status"):
+            inserted.add_column(name)
+        for item in snapshot.insertions:
+            inserted.add_row(
+                _local_iso(item["clock"], snapshot.tz), item["symbol"], item["source"], item["status"]
+            )
+        stdout.print(inserted)
     quality = Table(title="data quality (regular hours, base interval)")
     for name in ("symbol", "score", "present/expected", "largest gap", "bad OHLC", "dup", "history"):
         quality.add_column(name, justify="left" if name == "symbol" else "right")

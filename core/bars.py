@@ -148,12 +148,34 @@ class BarBlock:
             duplicates=None if self.duplicates is None else self.duplicates[columns],
         )
 
-    def add_columns(self, count: int) -> None:
-        """Widen the block by ``count`` empty symbol columns."""
+    def add_column(self, source: BarBlock | None = None, column: int = 0) -> None:
+        """Widen the block in place by one symbol column: empty, or copied from ``source``."""
         n = self.rows
         for name in FIELDS:
-            setattr(self, name, np.hstack([getattr(self, name), np.full((n, count), np.nan)]))
-        self.present = np.hstack([self.present, np.zeros((n, count), dtype=bool)])
+            extra = (
+                getattr(source, name)[:, column : column + 1]
+                if source is not None
+                else np.full((n, 1), np.nan)
+            )
+            setattr(self, name, np.hstack([getattr(self, name), extra]))
+        extra_present = (
+            source.present[:, column : column + 1] if source is not None else np.zeros((n, 1), bool)
+        )
+        self.present = np.hstack([self.present, extra_present])
+        if self.duplicates is not None:
+            more = (
+                source.duplicates[column : column + 1]
+                if source is not None and source.duplicates is not None
+                else [0]
+            )
+            self.duplicates = np.concatenate([self.duplicates, np.asarray(more, dtype=np.int64)])
+
+    def drop_column(self, column: int) -> None:
+        """Remove one symbol column in place."""
+        for name in (*FIELDS, "present"):
+            setattr(self, name, np.delete(getattr(self, name), column, axis=1))
+        if self.duplicates is not None:
+            self.duplicates = np.delete(self.duplicates, column)
 
     def violations(self, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
         """Per column, present bars whose high is below max(open, close) or low above min(open, close)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from core.bars import BarBlock, derive_block, session_grid, window_rows
 from core.errors import LifecycleError
 from core.indicators import IndicatorDef, SymbolInputs, compute_day, symbol_inputs
 from core.session_data import QualityRecord, SessionData
+
+if TYPE_CHECKING:
+    from core.scanners import UniverseData
 
 
 class State(Enum):
@@ -65,6 +69,12 @@ class Component:
             )
         self.state = target
 
+    def on_symbol_added(self, symbol: str) -> None:
+        """A symbol joined mid-session; SessionData already has its column and history."""
+
+    def on_symbol_removed(self, symbol: str, column: int) -> None:
+        """A symbol left mid-session; SessionData no longer has it."""
+
     def _on_teardown(self) -> None:
         """Release what setup() made."""
 
@@ -81,12 +91,13 @@ class StreamQueues:
     def __init__(self) -> None:
         self.base: BarBlock | None = None
         self.plan: SessionPlan | None = None
+        self.universe: UniverseData | None = None  # what scanners read (core.scanners)
 
-    def load(self, plan: SessionPlan, base: BarBlock) -> None:
-        self.plan, self.base = plan, base
+    def load(self, plan: SessionPlan, base: BarBlock, universe: UniverseData | None = None) -> None:
+        self.plan, self.base, self.universe = plan, base, universe
 
     def clear(self) -> None:
-        self.plan = self.base = None
+        self.plan = self.base = self.universe = None
 
 
 class DataProcessor(Component):
@@ -137,6 +148,16 @@ class DataProcessor(Component):
             lo, hi = window_rows(self._target, starts, ends)
             self._data.attach_bars(block)
             self._windows.append((block, lo, hi))
+
+    def on_symbol_added(self, symbol: str) -> None:
+        """Fill the new column up to the clock, derived bars included, as if it had been there."""
+        assert self._queue is not None and self._target is not None
+        upto, j = self._target.filled, self._data.column_of(symbol)
+        for name in ("open", "high", "low", "close", "volume", "present"):
+            getattr(self._target, name)[:upto, j] = getattr(self._queue, name)[:upto, j]
+        for block, lo, hi in self._windows:
+            for row in range(block.filled):
+                self._target.aggregate_into(block, row, int(lo[row]), int(hi[row]))
 
     def clock_times(self, data_driven: bool) -> np.ndarray:
         """The clock's stops: every bar end (clock-driven) or ends of bars that exist."""
@@ -219,6 +240,14 @@ class DataQualityManager(Component):
         for symbol in self._data.symbols:
             record = records[self._data.column_of(symbol)] if records else QualityRecord(0.0, 0, 0)
             self._data.set_quality(symbol, replace(record, expected_bars=int(self._regular.sum())))
+
+    def on_symbol_added(self, symbol: str) -> None:
+        assert self._regular is not None
+        history = self._data.history_block(self._base.label)
+        column = self._data.column_of(symbol)
+        records = history_records(history)
+        record = records[column] if records else QualityRecord(0.0, 0, 0)
+        self._data.set_quality(symbol, replace(record, expected_bars=int(self._regular.sum())))
 
     def score_at(self, symbol: str, now_ns: int) -> QualityRecord:
         """Quality of ``symbol`` over the base bars that ended by ``now_ns``."""
@@ -308,31 +337,15 @@ class IndicatorManager(Component):
             for values in compute_day(definition, history, days[label], sessions, inputs[label]):
                 self._data.attach_indicator(values)
 
+    def on_symbol_added(self, symbol: str) -> None:
+        self._on_setup()  # recompute over every column: identical values for the others
+
     def _day_block(self, queue: BarBlock, plan: SessionPlan, label: str) -> BarBlock:
         if label == queue.interval.label:
             return queue
         interval = Interval.parse(label)
         starts, ends = session_grid(plan, interval, self._extended)
         return derive_block(queue, interval, starts, ends)
-
-
-class ScannerManager(Component):
-    """Runs the configured scanners (pre-session and mid-session)."""
-
-    name = "scanner manager"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scans: list[dict[str, object]] = []
-
-    def _on_teardown(self) -> None:
-        self.scans = []
-
-    def run_pre_session_scans(self) -> list[dict[str, object]]:
-        """Pre-session scans; the session is not active yet, so no pause is needed."""
-        if self.state is not State.READY:
-            raise LifecycleError(f"{self.name}: pre-session scans before setup()")
-        return []
 
 
 class StrategyManager(Component):

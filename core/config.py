@@ -139,8 +139,67 @@ class IndicatorSpec(_Section):
 
 
 class InsertSpec(_Section):
+    """A scripted mid-session insertion: ``symbol`` joins at ``at`` (exchange-local) every day."""
+
     symbol: str
     at: dt.time
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, value: str) -> str:
+        if not _SYMBOL.match(value):
+            raise ValueError(f"symbol {value!r} may use letters, digits, '.', '_' and '-' only")
+        return value
+
+
+class ScannerSpec(_Section):
+    """One ``[[scanners]]`` table (README: Scanners)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str
+    kind: str | None = None  # a built-in: top_movers, gap, relative_volume, price_volume
+    class_: str | None = Field(default=None, alias="class")  # or "module:Class" / "file.py:Class"
+    pre_session: bool = False
+    at: list[dt.time] = Field(default_factory=list)  # exchange-local times during the session
+    every: str | None = None  # "30m": every 30 minutes from the open
+    universe: list[str] | Literal["session", "all"] = "session"
+    top: int = Field(default=10, ge=1)
+    add: bool = False  # add the top matches to the session
+    remove: bool = False  # remove symbols this scanner added once they no longer match
+    optional: bool = False  # a failure is reported and the run goes on
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> ScannerSpec:
+        from core.scanners import BUILT_IN
+
+        if (self.kind is None) == (self.class_ is None):
+            raise ValueError(f"scanner {self.name!r}: set exactly one of kind or class")
+        if self.kind is not None and self.kind not in BUILT_IN:
+            close = difflib.get_close_matches(self.kind, list(BUILT_IN), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"scanner {self.name!r}: unknown kind {self.kind!r}; {hint}kinds: {', '.join(BUILT_IN)}"
+            )
+        if not (self.pre_session or self.at or self.every):
+            raise ValueError(f"scanner {self.name!r}: say when it runs (pre_session, at or every)")
+        if self.every is not None and not self.every_minutes:
+            raise ValueError(f"scanner {self.name!r}: every must be minutes or hours, e.g. '30m' or '1h'")
+        if self.remove and not self.add:
+            raise ValueError(f"scanner {self.name!r}: remove needs add = true")
+        if isinstance(self.universe, list):
+            for symbol in self.universe:
+                if not _SYMBOL.match(symbol):
+                    raise ValueError(f"scanner {self.name!r}: bad universe symbol {symbol!r}")
+        return self
+
+    @property
+    def every_minutes(self) -> int | None:
+        match = re.fullmatch(r"\s*(\d+)\s*(m|h)\s*", (self.every or "").lower())
+        if not match:
+            return None
+        return int(match.group(1)) * (60 if match.group(2) == "h" else 1) or None
 
 
 class SessionConfig(_Section):
@@ -152,7 +211,7 @@ class SessionConfig(_Section):
     historical: HistoricalSection = HistoricalSection()
     quality: QualitySection = QualitySection()
     indicators: list[IndicatorSpec] = Field(default_factory=list)
-    scanners: list[dict[str, Any]] = Field(default_factory=list)
+    scanners: list[ScannerSpec] = Field(default_factory=list)
     insert: list[InsertSpec] = Field(default_factory=list)
 
     @property
@@ -167,6 +226,9 @@ class SessionConfig(_Section):
                     f"indicators[{n}] ({spec.kind}) uses interval {spec.interval}, which is not in "
                     f"streams.intervals {self.streams.intervals}; add it there"
                 )
+        names = [scanner.name for scanner in self.scanners]
+        if len(set(names)) != len(names):
+            raise ValueError("scanner names must be unique")
         keys = [key for spec in self.indicators for key in spec.definition().keys]
         twice = sorted({key for key in keys if keys.count(key) > 1})
         if twice:
@@ -261,6 +323,10 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> SessionC
     if not data_dir.is_absolute():
         data_dir = path.resolve().parent / data_dir
     merged["data"] = {**merged.get("data", {}), "dir": str(data_dir.resolve())}
+    for scanner in merged.get("scanners", []) or []:
+        reference = scanner.get("class") if isinstance(scanner, dict) else None
+        if isinstance(reference, str) and ".py:" in reference and not Path(reference).is_absolute():
+            scanner["class"] = str(path.resolve().parent / reference)  # relative to the config file
     try:
         return SessionConfig.model_validate(merged)
     except ValidationError as exc:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +31,6 @@ from core.components import (
     DataProcessor,
     DataQualityManager,
     IndicatorManager,
-    ScannerManager,
     StrategyManager,
     StreamQueues,
     history_records,
@@ -41,13 +42,18 @@ from core.events import (
     DayFinished,
     DayResult,
     EventHandler,
+    PauseChanged,
     PhaseFinished,
     PhaseStarted,
     QualityAlert,
     RunStarted,
 )
 from core.loader import DayLoader
+from core.midsession import DayLog, MidSessionDesk, insertion_record
+from core.pause import PauseGate
+from core.scanners import ScannerManager, UniverseData
 from core.session_data import SessionData
+from core.snapshot import iso
 from core.store import ParquetStore
 from core.validation import ValidationReport, validate
 
@@ -64,6 +70,11 @@ class RunResult:
     session_data: SessionData | None = None
     clock: SimClock | None = None
     seconds: float = 0.0
+    scans: list[dict[str, Any]] = field(default_factory=list)  # every day's, each with its date
+    insertions: list[dict[str, Any]] = field(default_factory=list)
+    pauses: list[dict[str, Any]] = field(default_factory=list)
+    last_day: DayLog | None = None
+    last_scans: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def bars(self) -> int:
@@ -90,6 +101,23 @@ class SessionCoordinator:
         self._extra_components = list(components or [])
         self._data_driven = config.session.clock == "data"
         self._extended = config.session.hours == "extended"
+        self.log = DayLog()
+        self.gate = PauseGate(on_change=self._pause_changed)
+
+    # -- for other threads ------------------------------------------------------
+    def request_insertion(self, symbol: str) -> Future[dict[str, Any]]:
+        """Thread-safe: insert ``symbol`` at the next bar boundary of the active session.
+
+        The returned future resolves to the insertion record (or the error).  Pause the
+        stream from another thread with ``with coordinator.gate.paused("why"): ...``.
+        """
+        return self.desk.request(symbol)
+
+    def _pause_changed(self, action: str, reason: str, depth: int) -> None:
+        now = self.clock.now_ns if self.clock.is_set else 0
+        record = {"clock": iso(now), "action": action, "reason": reason, "depth": depth}
+        self.log.pauses.append(record)
+        self._emit(PauseChanged(now, action, reason, depth))
 
     # -- the run ----------------------------------------------------------
     def run(self) -> RunResult:
@@ -109,6 +137,11 @@ class SessionCoordinator:
         try:
             for index, session in enumerate(report.sessions):
                 result.days.append(self._run_day(index, len(report.sessions), session))
+                day = {"date": session.isoformat()}
+                result.scans += [{**day, **scan} for scan in self.scanners.scans]
+                result.insertions += [{**day, **item} for item in self.log.insertions]
+                result.pauses += [{**day, **item} for item in self.log.pauses]
+            result.last_day, result.last_scans = self.log, list(self.scanners.scans)
         finally:
             self._store.close()
         result.seconds = time.perf_counter() - started
@@ -125,14 +158,16 @@ class SessionCoordinator:
         self._base = Interval.parse(report.base_interval)
         self._derived = [Interval.parse(label) for label in report.derived_intervals]
         self._store = ParquetStore(Path(self.config.data.dir))
+        self.scanners = ScannerManager(self.config.scanners, Path(self.config.data.dir), self.queues)
         self._loader = DayLoader(
             self._store,
             self._calendar,
             self._base,
-            list(self.config.streams.symbols),
+            self._loaded_symbols(),
             report.sessions,
-            self.config.historical.trailing_days,
+            max(self.config.historical.trailing_days, self.scanners.history_sessions),
             self._extended,
+            read_extended=self.scanners.configured,
         )
         self.processor = DataProcessor(
             self.session_data, self.queues, self._base, self._derived, self._extended
@@ -144,8 +179,15 @@ class SessionCoordinator:
             [spec.definition() for spec in self.config.indicators],
             self._extended,
         )
-        self.scanners = ScannerManager()
         self.strategies = StrategyManager()
+        self.desk = MidSessionDesk(
+            self.gate,
+            self.scanners,
+            list(self.config.insert),
+            self._insert_symbol,
+            self._remove_symbol,
+            lambda: list(self.session_data.symbols),
+        )
         self.components: list[Component] = [
             self.processor,
             self.quality,
@@ -154,6 +196,18 @@ class SessionCoordinator:
             self.strategies,
             *self._extra_components,
         ]
+
+    def _loaded_symbols(self) -> list[str]:
+        """Session symbols first, then what insertions and scanner universes may need."""
+        symbols = list(self.config.streams.symbols)
+        extra: set[str] = {spec.symbol for spec in self.config.insert}
+        for spec in self.config.scanners:
+            if spec.universe == "all":
+                extra |= set(self._store.available().get(self._base.label, set()))
+            elif isinstance(spec.universe, list):
+                extra |= set(spec.universe)
+        stored = self._store.available().get(self._base.label, set())
+        return symbols + sorted(s for s in extra - set(symbols) if s in stored)
 
     def _run_day(self, index: int, days: int, session: dt.date) -> DayResult:
         plan = self._loader.plan(session)
@@ -204,6 +258,8 @@ class SessionCoordinator:
         """Clear SessionData and queues, tear down every component, clock to the open."""
         self.session_data.clear()
         self.queues.clear()
+        self.log = DayLog()
+        self._full: tuple[BarBlock, BarBlock] | None = None
         for component in self.components:
             component.teardown()
         self.clock.start_session(plan, self._extended)
@@ -213,25 +269,53 @@ class SessionCoordinator:
         """Load everything from the config in one step, set up components, pre-session scans."""
         self._load_session(plan, index)
         self._setup_components(plan)
-        self.scanners.run_pre_session_scans()
+        self._pre_session_scans(plan)
+
+    def _pre_session_scans(self, plan: SessionPlan) -> None:
+        """Scans at the open, before activation; what they add is loaded before the first bar."""
+        now = self.clock.now_ns
+        for outcome in self.scanners.run_pre_session_scans(now, list(self.session_data.symbols)):
+            scanner = outcome.record["scanner"]
+            self.desk.apply(outcome.add, outcome.remove, f"scanner {scanner}", now)
 
     def _load_session(self, plan: SessionPlan, index: int) -> None:
         self.session_data.begin(plan)
-        history = self._loader.history(plan.session)
-        queue = self._loader.day(plan.session)
-        keep = self._screen_quality(plan, index, history)
-        if len(keep) < history.width:
-            history, queue = history.take_columns(keep), queue.take_columns(keep)
+        full_history = self._loader.history(plan.session)
+        full_day = self._loader.day(plan.session)
+        self._full = (self._trim_history(full_history), full_day)
+        universe = None
+        if self.scanners.configured:
+            scan_day = full_day if self._extended else self._loader.day(plan.session, extended=True)
+            universe = UniverseData(self._loader.symbols, scan_day, full_history)
+        history = self._full[0]
+        configured = len(self.config.streams.symbols)
+        keep = self._screen_quality(plan, index, history.take_columns(list(range(configured))))
+        queue = full_day
+        if len(keep) < full_day.width:
+            history, queue = history.take_columns(keep), full_day.take_columns(keep)
         for j in keep:
             self.session_data.register_symbol(self.config.streams.symbols[j])
         self.session_data.attach_history(history)
+        self._history_grids = {}
+        trailing = self._loader.trailing_sessions(plan.session)[-self.config.historical.trailing_days :]
+        if not self.config.historical.trailing_days:
+            trailing = []
         for interval in self._derived:
-            trailing = self._loader.trailing_sessions(plan.session)
             grids = [session_grid(self._loader.plan(day), interval) for day in trailing]
             starts = np.concatenate([g[0] for g in grids]) if grids else np.empty(0, np.int64)
             ends = np.concatenate([g[1] for g in grids]) if grids else np.empty(0, np.int64)
+            self._history_grids[interval.label] = (starts, ends)
             self.session_data.attach_history(derive_block(history, interval, starts, ends))
-        self.queues.load(plan, queue)
+        self.queues.load(plan, queue, universe)
+
+    def _trim_history(self, history: BarBlock) -> BarBlock:
+        """The last ``historical.trailing_days`` sessions (the loader may hold more for scanners)."""
+        wanted = self.config.historical.trailing_days
+        sessions = history.sessions()
+        if len(sessions) <= wanted:
+            return history
+        drop = sum(block.rows for block in sessions[: len(sessions) - wanted])
+        return history.slice_rows(drop, history.rows)
 
     def _screen_quality(self, plan: SessionPlan, index: int, history: BarBlock) -> list[int]:
         """Columns to keep: below ``quality.min_score`` warns, and with ``drop_below`` leaves out.
@@ -274,23 +358,76 @@ class SessionCoordinator:
 
     # -- PHASE 3 ------------------------------------------------------------
     def _stream(self, plan: SessionPlan, index: int) -> int:
-        """Deliver bars as the clock reaches each bar's end; stop exactly at the close."""
+        """Deliver bars as the clock reaches each bar's end; stop exactly at the close.
+
+        Before each move of the clock the gate must be open; at a boundary with
+        mid-session work, the desk runs it through the gate (the clock stays put).
+        """
         self.session_data.activate()
         stops = self.processor.clock_times(self._data_driven)
+        work = self.desk.plan_day(plan)
+        if work:
+            stops = np.union1d(stops, np.array(work, dtype=np.int64))
         end = self.clock.limit_ns
         queue = self.queues.base
         expected = int(queue.present.sum()) if queue is not None else 0
         delivered = 0
-        for step, now in enumerate(stops.tolist()):
-            self.clock.advance_to(now)
-            delivered += self.processor.on_clock(now)
-            if step % PROGRESS_EVERY == 0:
-                self._emit(BarsStreamed(index, plan.session, now, delivered, expected))
-        if self.clock.now_ns < end:
-            self.clock.advance_to(end)  # no bar ends here, but the session does
-            delivered += self.processor.on_clock(end)
+        try:
+            for step, now in enumerate(stops.tolist()):
+                self.gate.wait_open()
+                self.clock.advance_to(now)
+                delivered += self.processor.on_clock(now)
+                if self.desk.has_work(now):
+                    self.desk.service(now)
+                if step % PROGRESS_EVERY == 0:
+                    self._emit(BarsStreamed(index, plan.session, now, delivered, expected))
+            self.gate.wait_open()
+            if self.clock.now_ns < end:
+                self.clock.advance_to(end)  # no bar ends here, but the session does
+                delivered += self.processor.on_clock(end)
+        finally:
+            self.desk.fail_pending(f"the {plan.session} session ended")
         self._emit(BarsStreamed(index, plan.session, self.clock.now_ns, delivered, expected))
         return delivered
+
+    # -- insertion and removal (through the desk, under the gate) -----------------
+    def _insert_symbol(self, symbol: str, source: str, now_ns: int) -> dict[str, Any]:
+        """Register ``symbol`` now, exactly as if it had been in the session from the open."""
+        plan = self.session_data.plan
+        assert plan is not None and self.queues.base is not None and self._full is not None
+        if symbol in self.session_data:
+            record = insertion_record(symbol, source, now_ns, "already in the session")
+            self.log.insertions.append(record)
+            return record
+        loaded = self._loader.symbols
+        if symbol in loaded:
+            j = loaded.index(symbol)
+            history, day = self._full[0].take_columns([j]), self._full[1].take_columns([j])
+        else:
+            history, day = self._loader.one_symbol(symbol, plan.session)
+            history = self._trim_history(history)
+        histories = {self._base.label: history}
+        for interval in self._derived:
+            starts, ends = self._history_grids[interval.label]
+            histories[interval.label] = derive_block(history, interval, starts, ends)
+        self.session_data.add_symbol(symbol, histories)
+        self.queues.base.add_column(day)
+        for component in self.components:
+            component.on_symbol_added(symbol)
+        record = insertion_record(symbol, source, now_ns)
+        self.log.insertions.append(record)
+        return record
+
+    def _remove_symbol(self, symbol: str, source: str, now_ns: int) -> dict[str, Any]:
+        if symbol not in self.session_data or self.queues.base is None:
+            return insertion_record(symbol, source, now_ns, "not in the session")
+        column = self.session_data.remove_symbol(symbol)
+        self.queues.base.drop_column(column)
+        for component in self.components:
+            component.on_symbol_removed(symbol, column)
+        record = insertion_record(symbol, source, now_ns, "removed")
+        self.log.insertions.append(record)
+        return record
 
     # -- PHASE 4 ------------------------------------------------------------
     def _end_session(self, plan: SessionPlan, index: int) -> None:

@@ -89,5 +89,15 @@ class QualityAlert:
     dropped: bool
 
 
-Event = RunStarted | PhaseStarted | PhaseFinished | BarsStreamed | DayFinished | QualityAlert
+@dataclass(frozen=True, slots=True)
+class PauseChanged:
+    """The stream was paused or resumed (``depth`` = pauses still held)."""
+
+    clock_ns: int
+    action: str  # "pause" | "resume"
+    reason: str
+    depth: int
+
+
+Event = PauseChanged | RunStarted | PhaseStarted | PhaseFinished | BarsStreamed | DayFinished | QualityAlert
 EventHandler = Callable[[Event], None]

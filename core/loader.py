@@ -32,6 +32,7 @@ class DayLoader:
         trailing_days: int,
         extended: bool,
         row_budget: int = ROW_BUDGET,
+        read_extended: bool = False,
     ) -> None:
         self._store = store
         self._calendar = calendar
@@ -39,6 +40,7 @@ class DayLoader:
         self._symbols = list(symbols)
         self._trailing = trailing_days
         self._extended = extended
+        self._read_extended = extended or read_extended  # pre-market rows for scanners
         self._plans: dict[dt.date, SessionPlan] = {}
         per_day = max(len(symbols), 1) * self._bars_per_session(run_sessions[0]) if run_sessions else 1
         days_per_chunk = min(MAX_DAYS_PER_CHUNK, max(1, row_budget // max(per_day, 1) - trailing_days))
@@ -58,12 +60,17 @@ class DayLoader:
     def trailing_sessions(self, session: dt.date) -> list[dt.date]:
         return self._calendar.previous_sessions(session, self._trailing)
 
-    def day(self, session: dt.date) -> BarBlock:
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._symbols)
+
+    def day(self, session: dt.date, extended: bool | None = None) -> BarBlock:
         """Every base bar of the session in the streamed hours (the day's queue)."""
+        extended = self._extended if extended is None else extended
         plan = self.plan(session)
         rows = self._rows_for(session)
-        lo, hi = plan.bounds_ns(self._extended)
-        starts, ends = session_grid(plan, self._interval, self._extended)
+        lo, hi = plan.bounds_ns(extended)
+        starts, ends = session_grid(plan, self._interval, extended)
         block, off_grid = BarBlock.from_rows(
             self._interval, starts, ends, rows.between(lo, hi), len(self._symbols)
         )
@@ -87,14 +94,30 @@ class DayLoader:
         )
         return block
 
+    def one_symbol(self, symbol: str, session: dt.date) -> tuple[BarBlock, BarBlock]:
+        """History and day blocks of one symbol outside the loaded set (a mid-session insertion)."""
+        plan = self.plan(session)
+        trailing = self.trailing_sessions(session)
+        lo = self.plan(trailing[0]).open_ns if trailing else plan.bounds_ns(self._extended)[0]
+        rows = self._store.read_bars(self._interval, [symbol], lo, plan.bounds_ns(self._extended)[1])
+        grids = [session_grid(self.plan(day), self._interval) for day in trailing]
+        h_starts = np.concatenate([g[0] for g in grids]) if grids else np.empty(0, np.int64)
+        h_ends = np.concatenate([g[1] for g in grids]) if grids else np.empty(0, np.int64)
+        history, _ = BarBlock.from_rows(self._interval, h_starts, h_ends, rows, 1)
+        starts, ends = session_grid(plan, self._interval, self._extended)
+        day, _ = BarBlock.from_rows(
+            self._interval, starts, ends, rows.between(*plan.bounds_ns(self._extended)), 1
+        )
+        return history, day
+
     def _rows_for(self, session: dt.date) -> BarRows:
         index = self._chunk_of[session]
         if self._loaded != index or self._rows is None:
             self._rows = None  # free the previous chunk before reading the next
             chunk = self._chunks[index]
             first = self.trailing_sessions(chunk[0])[:1] or chunk[:1]
-            lo = min(self.plan(first[0]).bounds_ns(self._extended)[0], self.plan(first[0]).open_ns)
-            hi = self.plan(chunk[-1]).bounds_ns(self._extended)[1]
+            lo = min(self.plan(first[0]).bounds_ns(self._read_extended)[0], self.plan(first[0]).open_ns)
+            hi = self.plan(chunk[-1]).bounds_ns(self._read_extended)[1]
             self._rows = self._store.read_bars(self._interval, self._symbols, lo, hi)
             self._loaded = index
         return self._rows

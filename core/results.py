@@ -64,7 +64,7 @@ class ResultsStore:
     def path_of(self, run_id: str) -> Path:
         return self.root / f"{run_id}.duckdb"
 
-    def write(self, record: RunRecord, snapshot: DaySnapshot) -> Path:
+    def write(self, record: RunRecord, snapshot: DaySnapshot, events: Any = None) -> Path:
         """Write the run's file under a temporary name, rename it, move `latest`."""
         self.check_writable()
         target = self.path_of(record.run_id)
@@ -74,6 +74,7 @@ class ResultsStore:
             con = duckdb.connect(str(tmp))
             try:
                 _write_tables(con, record, snapshot)
+                _write_events(con, events)
             finally:
                 con.close()
             os.replace(tmp, target)
@@ -154,10 +155,10 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
         """CREATE TABLE last_day (date DATE, exchange VARCHAR, tz VARCHAR, market_open_ns BIGINT,
            market_close_ns BIGINT, clock_ns BIGINT, session_active BOOLEAN,
            symbols_json VARCHAR, intervals_json VARCHAR, indicators_json VARCHAR, scans_json VARCHAR,
-           insertions_json VARCHAR)"""
+           insertions_json VARCHAR, pauses_json VARCHAR)"""
     )
     con.execute(
-        "INSERT INTO last_day VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO last_day VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             snap.date,
             snap.exchange,
@@ -171,6 +172,7 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
             json.dumps(snap.indicator_keys),
             json.dumps(snap.scans),
             json.dumps(snap.insertions),
+            json.dumps(snap.pauses),
         ],
     )
     con.register("bars_in", _bars_table(snap))
@@ -183,6 +185,18 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
     con.execute("CREATE TABLE last_day_indicators AS SELECT * FROM indicators_in")
     con.register("quality_in", quality)
     con.execute("CREATE TABLE last_day_quality AS SELECT * FROM quality_in")
+
+
+def _write_events(con: duckdb.DuckDBPyConnection, events: Any) -> None:
+    """Every day's scans, insertions and pauses: one row each, the date and the record as JSON."""
+    for table in ("scans", "insertions", "pauses"):
+        rows = list(getattr(events, table, []) or [])
+        con.execute(f"CREATE TABLE {table} (seq INTEGER, date VARCHAR, record_json VARCHAR)")
+        if rows:
+            con.executemany(
+                f"INSERT INTO {table} VALUES (?, ?, ?)",
+                [[n, row.get("date", ""), json.dumps(row)] for n, row in enumerate(rows)],
+            )
 
 
 _QUALITY_SCHEMA = pa.schema(
@@ -285,7 +299,7 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
     record = RunRecord(run_id, config_json, base, json.loads(derived), days)
     meta = con.execute("SELECT * FROM last_day").fetchone()
     assert meta is not None
-    date, exchange, tz, open_ns, close_ns, clock_ns, active, syms, ivs, keys, scans, inserts = meta
+    date, exchange, tz, open_ns, close_ns, clock_ns, active, syms, ivs, keys, scans, inserts, pauses = meta
     snapshot = DaySnapshot(
         run_id=run_id,
         date=date if isinstance(date, dt.date) else dt.date.fromisoformat(str(date)),
@@ -300,6 +314,7 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
         indicator_keys=json.loads(keys),
         scans=json.loads(scans),
         insertions=json.loads(inserts),
+        pauses=json.loads(pauses),
     )
     cols = con.execute(
         """SELECT symbol, interval, ts_ns, open, high, low, close, volume, partial

@@ -45,7 +45,7 @@ def run_and_save(
     sessions = [day.session for day in result.days]
     run_id = run_id_of(config, sessions)
     assert result.session_data is not None and result.clock is not None
-    snapshot = DaySnapshot.capture(run_id, result.session_data, result.clock.now_ns)
+    snapshot = capture(run_id, result)
     record = RunRecord(
         run_id=run_id,
         config_json=config.canonical_json(),
@@ -53,7 +53,7 @@ def run_and_save(
         derived_intervals=list(result.report.derived_intervals),
         days=result.days,
     )
-    path = results.write(record, snapshot)
+    path = results.write(record, snapshot, result)
     return RunOutcome(run_id, path, result, snapshot)
 
 
@@ -76,5 +76,18 @@ def replay_day(results_dir: Path, day: dt.date, on_event: EventHandler | None = 
             where=str(day),
             hint="pick a trading day; `backtest inspect last-day` shows the last one",
         )
+    return capture(record.run_id, result)
+
+
+def capture(run_id: str, result: RunResult) -> DaySnapshot:
+    """The last day of ``result`` as a snapshot, with its scans, insertions and pauses."""
     assert result.session_data is not None and result.clock is not None
-    return DaySnapshot.capture(record.run_id, result.session_data, result.clock.now_ns)
+    log = result.last_day
+    return DaySnapshot.capture(
+        run_id,
+        result.session_data,
+        result.clock.now_ns,
+        scans=result.last_scans,
+        insertions=log.insertions if log else [],
+        pauses=log.pauses if log else [],
+    )

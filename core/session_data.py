@@ -97,6 +97,31 @@ class SessionData:
         self._state.symbols[symbol] = len(self._state.symbols)
         return self._state.symbols[symbol]
 
+    def add_symbol(self, symbol: str, history: dict[str, BarBlock]) -> int:
+        """Register ``symbol`` mid-session: every block widens by one column.
+
+        ``history`` holds the symbol's one-column trailing history per interval; today's
+        blocks get an empty column the data processor fills up to the clock.
+        """
+        column = self.register_symbol(symbol)
+        for block in self._state.bars.values():
+            block.add_column()
+        for label, block in self._state.history.items():
+            block.add_column(history.get(label))
+        return column
+
+    def remove_symbol(self, symbol: str) -> int:
+        """Take ``symbol`` out of the session; returns the column it had."""
+        column = self.column_of(symbol)
+        for block in (*self._state.bars.values(), *self._state.history.values()):
+            block.drop_column(column)
+        for values in self._state.indicators.values():
+            values.values = np.delete(values.values, column, axis=1)
+        self._state.quality.pop(symbol, None)
+        del self._state.symbols[symbol]
+        self._state.symbols = {s: j for j, s in enumerate(self._state.symbols)}
+        return column
+
     def column_of(self, symbol: str) -> int:
         try:
             return self._state.symbols[symbol]

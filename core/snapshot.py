@@ -40,9 +40,18 @@ class DaySnapshot:
     indicators: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     scans: list[dict[str, Any]] = field(default_factory=list)
     insertions: list[dict[str, Any]] = field(default_factory=list)
+    pauses: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def capture(cls, run_id: str, data: SessionData, clock_ns: int) -> DaySnapshot:
+    def capture(
+        cls,
+        run_id: str,
+        data: SessionData,
+        clock_ns: int,
+        scans: list[dict[str, Any]] | None = None,
+        insertions: list[dict[str, Any]] | None = None,
+        pauses: list[dict[str, Any]] | None = None,
+    ) -> DaySnapshot:
         plan = data.plan
         if plan is None:
             raise ValueError("SessionData holds no session to capture")
@@ -59,6 +68,9 @@ class DaySnapshot:
             intervals=list(data.intervals),
             indicator_keys=list(data.indicator_keys),
             dropped=data.dropped,
+            scans=list(scans or []),
+            insertions=list(insertions or []),
+            pauses=list(pauses or []),
         )
         for symbol in data.symbols:
             view = data[symbol]
@@ -106,6 +118,7 @@ class DaySnapshot:
             "dropped": {symbol: quality_record(record) for symbol, record in self.dropped.items()},
             "scans": list(self.scans),
             "insertions": list(self.insertions),
+            "pauses": list(self.pauses),
         }
 
 

@@ -1,0 +1,425 @@
+"""Scanners: what they see, the built-ins, and how custom ones are loaded.
+
+A scanner runs pre-session (at the open, before activation) and/or during
+the session at exchange-local times or every N minutes.  It sees a
+:class:`ScanView` of its universe holding only bars that ended at or before
+the clock: the trailing sessions, today's bars so far and, when the data has
+them, pre-market bars.  It returns ranked :class:`Match` es; the coordinator
+may add the top ones to the session (and remove ones it added that no longer
+match).
+
+Write your own::
+
+    from core.scanners import Match, Scanner, ScanView
+
+    class CheapAndBusy(Scanner):
+        '''Symbols under max_price with the most volume so far.'''
+
+        def scan(self, view: ScanView) -> list[Match]:
+            price, volume = view.last_price(), view.volume_so_far()
+            ok = price <= float(self.params.get("max_price", 20))
+            return view.ranked(volume, ok, reason="volume so far")
+
+and name it in the config: ``class = "my_scanners.py:CheapAndBusy"``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from calendars import SessionPlan
+from core.bars import BarBlock, SymbolBars
+from core.components import Component, LifecycleError, State, StreamQueues
+from core.config import ScannerSpec
+from core.errors import ConfigError, SessionError
+from core.snapshot import iso
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One ranked scan result."""
+
+    symbol: str
+    score: float
+    reason: str = ""
+
+
+class ScanView:
+    """A universe's bars as of the clock; nothing here ends after ``now_ns``."""
+
+    def __init__(
+        self,
+        symbols: list[str],
+        plan: SessionPlan,
+        now_ns: int,
+        today: BarBlock,
+        history: BarBlock | None,
+    ) -> None:
+        self.symbols = symbols
+        self.plan = plan
+        self.now_ns = now_ns
+        self.pre_session = now_ns <= plan.open_ns
+        visible = int(np.searchsorted(today.ends, now_ns, side="right"))
+        self._today = today.slice_rows(0, visible)
+        self._history = history
+
+    # -- today so far ---------------------------------------------------
+    @property
+    def has_bars_today(self) -> np.ndarray:
+        return np.asarray(self._today.present.any(axis=0))
+
+    def last_price(self) -> np.ndarray:
+        """Close of each symbol's latest bar so far today (pre-market included), NaN if none."""
+        present = self._today.present
+        if not present.shape[0]:
+            return np.full(len(self.symbols), np.nan)
+        last = present.shape[0] - 1 - np.argmax(present[::-1], axis=0)
+        price = self._today.close[last, np.arange(len(self.symbols))]
+        return np.where(present.any(axis=0), price, np.nan)
+
+    def volume_so_far(self) -> np.ndarray:
+        return np.where(self._today.present, self._today.volume, 0.0).sum(axis=0)
+
+    def today(self, symbol: str) -> SymbolBars:
+        return self._today.column(self.symbols.index(symbol))
+
+    # -- history ----------------------------------------------------------
+    def sessions(self) -> list[BarBlock]:
+        """The trailing sessions, oldest first (regular hours)."""
+        return self._history.sessions() if self._history is not None else []
+
+    def session_close(self, back: int = 1) -> np.ndarray:
+        """Each symbol's last close ``back`` sessions ago (1 = the previous session)."""
+        sessions = self.sessions()
+        if len(sessions) < back:
+            return np.full(len(self.symbols), np.nan)
+        block = sessions[-back]
+        present = block.present
+        last = present.shape[0] - 1 - np.argmax(present[::-1], axis=0)
+        price = block.close[last, np.arange(len(self.symbols))]
+        return np.where(present.any(axis=0), price, np.nan)
+
+    def relative_volume(self, lookback: int = 5) -> np.ndarray:
+        """Volume so far today over the mean volume by the same time of day, trailing sessions."""
+        elapsed = max(0, self.now_ns - self.plan.open_ns)
+        past = []
+        for block in self.sessions()[-lookback:]:
+            due = (block.ends - block.starts[0]) <= elapsed if block.rows else np.zeros(0, bool)
+            past.append(np.where(block.present[due], block.volume[due], 0.0).sum(axis=0))
+        regular = (self._today.starts >= self.plan.open_ns)[:, None] & self._today.present
+        today = np.where(regular, self._today.volume, 0.0).sum(axis=0)
+        if not past:
+            return np.full(len(self.symbols), np.nan)
+        mean = np.mean(past, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(mean > 0, today / mean, np.nan)
+
+    # -- ranking ----------------------------------------------------------
+    def ranked(self, score: np.ndarray, keep: np.ndarray | None = None, reason: str = "") -> list[Match]:
+        """Matches ordered by ``score`` (highest first, ties by symbol); NaN scores never match."""
+        ok = ~np.isnan(score)
+        if keep is not None:
+            ok &= keep
+        chosen = [(float(score[j]), self.symbols[j]) for j in np.flatnonzero(ok).tolist()]
+        chosen.sort(key=lambda item: (-item[0], item[1]))
+        return [Match(symbol, value, reason) for value, symbol in chosen]
+
+
+class Scanner:
+    """Base class: ``params`` come from the scanner's ``[scanners.params]`` table."""
+
+    needs_history = 2  # trailing sessions the scanner reads at least
+
+    def __init__(self, name: str, params: dict[str, Any]) -> None:
+        self.name = name
+        self.params = dict(params)
+
+    def scan(self, view: ScanView) -> list[Match]:
+        """Return ranked matches from ``view``; called at each scheduled time."""
+        raise NotImplementedError
+
+    def _filters(self, view: ScanView) -> np.ndarray:
+        """The common price and volume filters (min_price, max_price, min_volume)."""
+        price, volume = view.last_price(), view.volume_so_far()
+        keep = np.ones(len(view.symbols), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if "min_price" in self.params:
+                keep &= price >= float(self.params["min_price"])
+            if "max_price" in self.params:
+                keep &= price <= float(self.params["max_price"])
+            if "min_volume" in self.params:
+                keep &= volume >= float(self.params["min_volume"])
+        return keep
+
+
+class CannotRun(Exception):
+    """A scanner has no data to work on at this time (reported, not a failure)."""
+
+
+class TopMovers(Scanner):
+    """Largest moves over the previous session (close vs the close before); direction up/down/abs."""
+
+    def scan(self, view: ScanView) -> list[Match]:
+        before, last = view.session_close(2), view.session_close(1)
+        change = (last - before) / before * 100.0
+        direction = self.params.get("direction", "abs")
+        score = {"up": change, "down": -change}.get(direction, np.abs(change))
+        keep = self._filters(view) if not view.pre_session else np.ones(len(view.symbols), bool)
+        if "min_change" in self.params:
+            keep &= score >= float(self.params["min_change"])
+        return view.ranked(score, keep, reason="previous-session change %")
+
+
+class Gap(Scanner):
+    """Gap vs the previous close: pre-market price before the open, last price after it."""
+
+    def scan(self, view: ScanView) -> list[Match]:
+        price = view.last_price()
+        if view.pre_session and not view.has_bars_today.any():
+            raise CannotRun("no pre-market bars in the data, so no gap can be measured before the open")
+        previous = view.session_close(1)
+        gap = (price - previous) / previous * 100.0
+        direction = self.params.get("direction", "abs")
+        score = {"up": gap, "down": -gap}.get(direction, np.abs(gap))
+        keep = self._filters(view)
+        if "min_gap" in self.params:
+            keep &= score >= float(self.params["min_gap"])
+        return view.ranked(score, keep, reason="gap % vs previous close")
+
+
+class RelativeVolume(Scanner):
+    """Volume so far today against the same time of day over the trailing sessions."""
+
+    needs_history = 5
+
+    def scan(self, view: ScanView) -> list[Match]:
+        lookback = int(self.params.get("lookback", 5))
+        score = view.relative_volume(lookback)
+        keep = self._filters(view)
+        if "min_rvol" in self.params:
+            keep &= score >= float(self.params["min_rvol"])
+        return view.ranked(score, keep, reason=f"relative volume ({lookback} sessions)")
+
+
+class PriceVolume(Scanner):
+    """Price and volume filters, ranked by volume so far."""
+
+    needs_history = 0
+
+    def scan(self, view: ScanView) -> list[Match]:
+        return view.ranked(view.volume_so_far(), self._filters(view), reason="volume so far")
+
+
+BUILT_IN: dict[str, type[Scanner]] = {
+    "top_movers": TopMovers,
+    "gap": Gap,
+    "relative_volume": RelativeVolume,
+    "price_volume": PriceVolume,
+}
+
+
+def load_scanner_class(reference: str, base_dir: Path) -> type[Scanner]:
+    """``module:Class`` or ``path/to/file.py:Class`` (relative to the config file)."""
+    if ":" not in reference:
+        raise ConfigError(
+            f"scanner class {reference!r} must be 'module:Class' or 'file.py:Class'",
+            where="scanners.class",
+        )
+    target, name = reference.rsplit(":", 1)
+    try:
+        if target.endswith(".py"):
+            path = (base_dir / target).resolve()
+            spec = importlib.util.spec_from_file_location(f"backtest_user_{path.stem}", path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+        cls = getattr(module, name)
+    except (ImportError, AttributeError, OSError, SyntaxError) as exc:
+        raise ConfigError(
+            f"cannot load scanner class {reference!r}: {exc}",
+            where="scanners.class",
+            hint="a module on PYTHONPATH or a .py file relative to the config",
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, Scanner)):
+        raise ConfigError(f"{reference!r} is not a subclass of core.scanners.Scanner", where="scanners.class")
+    return cls
+
+
+# -- the component ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ScheduledScanner:
+    spec: ScannerSpec
+    scanner: Scanner
+
+
+class ScannerManager(Component):
+    """Runs the configured scanners pre-session and at their times during the session.
+
+    Reads the day's universe bars from the coordinator's queues; each scan sees
+    them only up to the clock.  Results are recorded; what to add or remove is
+    returned to the coordinator, which inserts through its one pause mechanism.
+    """
+
+    name = "scanner manager"
+
+    def __init__(self, specs: list[ScannerSpec], base_dir: Path, queues: StreamQueues) -> None:
+        super().__init__()
+        self._queues = queues
+        self._scanners = [ScheduledScanner(spec, _build(spec, base_dir)) for spec in specs]
+        self.scans: list[dict[str, Any]] = []
+        self._added: dict[str, set[str]] = {}
+        self._times: dict[int, list[ScheduledScanner]] = {}
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._scanners)
+
+    @property
+    def history_sessions(self) -> int:
+        """Trailing sessions the scanners read."""
+        return max((s.scanner.needs_history for s in self._scanners), default=0)
+
+    def _on_teardown(self) -> None:
+        self.scans = []
+        self._added = {}
+        self._times = {}
+
+    def _on_setup(self) -> None:
+        plan = self._queues.plan
+        if plan is None:
+            raise LifecycleError(f"{self.name}: no session loaded")
+        self._times = {}
+        for item in self._scanners:
+            for now in _scan_times(item.spec, plan):
+                self._times.setdefault(now, []).append(item)
+
+    def times(self) -> np.ndarray:
+        """Clock times (UTC ns) of today's mid-session scans."""
+        return np.array(sorted(self._times), dtype=np.int64)
+
+    def run_pre_session_scans(self, now_ns: int, session_symbols: list[str]) -> list[ScanOutcome]:
+        """Pre-session scans; the session is not active yet, so no pause is needed."""
+        if self.state is not State.READY:
+            raise LifecycleError(f"{self.name}: pre-session scans before setup()")
+        chosen = [s for s in self._scanners if s.spec.pre_session]
+        return [self._run(item, now_ns, "pre-session", session_symbols) for item in chosen]
+
+    def due(self, now_ns: int) -> list[ScheduledScanner]:
+        return list(self._times.get(now_ns, []))
+
+    def run(self, item: ScheduledScanner, now_ns: int, session_symbols: list[str]) -> ScanOutcome:
+        return self._run(item, now_ns, "mid-session", session_symbols)
+
+    def _run(
+        self, item: ScheduledScanner, now_ns: int, phase: str, session_symbols: list[str]
+    ) -> ScanOutcome:
+        spec = item.spec
+        universe = self._queues.universe
+        assert universe is not None and self._queues.plan is not None
+        symbols = _universe_of(spec, universe.symbols, session_symbols)
+        view = universe.view(symbols, self._queues.plan, now_ns)
+        record: dict[str, Any] = {
+            "time": iso(now_ns),
+            "scanner": spec.name,
+            "phase": phase,
+            "universe": len(symbols),
+        }
+        outcome = ScanOutcome(record)
+        try:
+            matches = item.scanner.scan(view)[: spec.top]
+        except CannotRun as exc:
+            record.update(status="skipped", reason=str(exc), matches=[])
+            self.scans.append(record)
+            return outcome
+        except Exception as exc:
+            record.update(status="failed", reason=f"{type(exc).__name__}: {exc}", matches=[])
+            self.scans.append(record)
+            if not spec.optional:
+                raise SessionError(
+                    f"scanner {spec.name!r} failed at {iso(now_ns)}: {type(exc).__name__}: {exc}",
+                    where=str(self._queues.plan.session),
+                    hint="fix the scanner, or mark it optional = true to report and go on",
+                ) from exc
+            return outcome
+        record.update(
+            status="ok",
+            matches=[{"symbol": m.symbol, "score": m.score, "reason": m.reason} for m in matches],
+        )
+        if spec.add:
+            mine = self._added.setdefault(spec.name, set())
+            outcome.add = [m.symbol for m in matches if m.symbol not in session_symbols]
+            mine.update(outcome.add)
+            if spec.remove:
+                matched = {m.symbol for m in matches}
+                outcome.remove = sorted(s for s in mine if s not in matched and s in session_symbols)
+                mine.difference_update(outcome.remove)
+        record.update(added=outcome.add, removed=outcome.remove)
+        self.scans.append(record)
+        return outcome
+
+
+@dataclass(slots=True)
+class ScanOutcome:
+    """One scan's record, and the symbols the coordinator should add or remove."""
+
+    record: dict[str, Any]
+    add: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+
+
+class UniverseData:
+    """Every scanned symbol's bars for the day (streamed hours plus pre-market) and history."""
+
+    def __init__(self, symbols: list[str], day: BarBlock, history: BarBlock | None) -> None:
+        self.symbols = symbols
+        self.day = day
+        self.history = history
+        self._index = {s: j for j, s in enumerate(symbols)}
+
+    def view(self, symbols: list[str], plan: SessionPlan, now_ns: int) -> ScanView:
+        if symbols == self.symbols:
+            return ScanView(symbols, plan, now_ns, self.day, self.history)
+        columns = [self._index[s] for s in symbols]
+        history = self.history.take_columns(columns) if self.history is not None else None
+        return ScanView(symbols, plan, now_ns, self.day.take_columns(columns), history)
+
+
+def _universe_of(spec: ScannerSpec, loaded: list[str], session_symbols: list[str]) -> list[str]:
+    if spec.universe == "all":
+        return loaded
+    if spec.universe == "session":
+        return [s for s in loaded if s in set(session_symbols)]
+    return [s for s in spec.universe if s in set(loaded)]
+
+
+def _scan_times(spec: ScannerSpec, plan: SessionPlan) -> list[int]:
+    """Mid-session times of a scanner on one day, strictly between the open and the close."""
+    times = [local_time_ns(plan, at) for at in spec.at]
+    step = spec.every_minutes
+    if step:
+        times += list(range(plan.open_ns + step * 60_000_000_000, plan.close_ns, step * 60_000_000_000))
+    return sorted({t for t in times if plan.open_ns < t < plan.close_ns})
+
+
+def local_time_ns(plan: SessionPlan, at: dt.time) -> int:
+    """``at`` on the session's date in the exchange's zone, as UTC nanoseconds."""
+    local = dt.datetime.combine(plan.session, at, tzinfo=ZoneInfo(plan.tz))
+    return int(local.timestamp()) * 1_000_000_000
+
+
+def _build(spec: ScannerSpec, base_dir: Path) -> Scanner:
+    cls = BUILT_IN[spec.kind] if spec.kind is not None else load_scanner_class(spec.class_ or "", base_dir)
+    return cls(spec.name, spec.params)
