@@ -59,6 +59,17 @@ MEMORY_FLAT_TOLERANCE = 0.10  # peak RSS may grow at most 10 % from the fewest t
 
 ENTRY_POINT = "from cli.app import main; main()"  # the console script `backtest`
 
+# The scanner case: every 30 minutes over the whole universe (all symbols of the run).
+SCAN = """
+[[scanners]]
+name = "rvol"
+kind = "relative_volume"
+every = "30m"
+universe = "session"
+top = 10
+params = { lookback = 2 }
+"""
+
 # The indicator case of the derived-bars issue: three intervals, six indicators.
 INDICATOR_INTERVALS = '["1m", "5m", "15m"]'
 INDICATORS = """
@@ -101,11 +112,13 @@ class Scenario:
     trailing_days: int = 0
     clock: str = "data"
     indicators: bool = False  # 1m+5m+15m and the six indicators of INDICATORS
+    scan: bool = False  # a relative-volume scan every 30 minutes over every symbol
 
     @property
     def label(self) -> str:
         extra = f", trailing_days={self.trailing_days}" if self.trailing_days else ""
         streams = "1m+5m+15m, 6 indicators" if self.indicators else "1m"
+        streams += ", scan every 30m" if self.scan else ""
         return f"{self.symbols} symbols x {self.days} days ({streams}, clock={self.clock}{extra})"
 
     @property
@@ -115,7 +128,7 @@ class Scenario:
 
     @property
     def config_path(self) -> Path:
-        kind = "-ind" if self.indicators else ""
+        kind = ("-ind" if self.indicators else "") + ("-scan" if self.scan else "")
         return self.data_dir / f"bench-{self.days}d-t{self.trailing_days}-{self.clock}{kind}.toml"
 
 
@@ -246,7 +259,7 @@ intervals = {INDICATOR_INTERVALS if scenario.indicators else '["1m"]'}
 
 [historical]
 trailing_days = {scenario.trailing_days}
-{INDICATORS if scenario.indicators else ""}"""
+{INDICATORS if scenario.indicators else ""}{SCAN if scenario.scan else ""}"""
     path = scenario.config_path
     path.write_text(text, encoding="utf-8")
     return path
@@ -424,6 +437,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--clock", choices=("data", "clock"), default="data", help="[session] clock")
     parser.add_argument(
+        "--scan",
+        action="store_true",
+        help="add a relative-volume scan every 30 minutes over every symbol of the run",
+    )
+    parser.add_argument(
         "--indicators",
         action="store_true",
         help="stream 1m+5m+15m with six indicators (sma, ema, rsi, atr, macd, vwap)",
@@ -459,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli = backtest_command()
 
     def scenario(symbols: int, days: int) -> Scenario:
-        return Scenario(symbols, days, args.trailing_days, args.clock, args.indicators)
+        return Scenario(symbols, days, args.trailing_days, args.clock, args.indicators, args.scan)
 
     def run(symbols: int, days: int) -> Summary:
         print(f"\nbenchmarking {scenario(symbols, days).label} ...", file=sys.stderr, flush=True)

@@ -53,6 +53,7 @@ class RunProgress:
         self._progress: Progress | None = None
         self._task: Any = None
         self._days = 0
+        self._held: list[str] = []
 
     def __enter__(self) -> RunProgress:
         if self._live:
@@ -91,7 +92,13 @@ class RunProgress:
         elif isinstance(event, PhaseFinished):
             pass  # phase times are in the day's line
         elif isinstance(event, PauseChanged):
-            self._say(f"{event.action} at {iso(event.clock_ns)}: {event.reason} (held: {event.depth})")
+            # one line per pause episode: what held the stream, shown when it resumes
+            if event.action == "pause":
+                self._held.append(event.reason)
+            elif event.depth == 0:
+                reasons = ", ".join(dict.fromkeys(self._held))
+                self._say(f"paused at {iso(event.clock_ns)} for {reasons}; resumed")
+                self._held = []
         elif isinstance(event, QualityAlert):
             action = "left out of the session" if event.dropped else "kept"
             text = (

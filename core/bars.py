@@ -56,9 +56,8 @@ class BarBlock:
             on_grid[on_grid] = starts[slot[on_grid]] == rows.ts[on_grid]
             slot, sym = slot[on_grid], rows.symbol[on_grid]
             cells = slot.astype(np.int64) * k + sym
-            unique_cells = np.unique(cells)
-            extra = np.bincount(sym, minlength=k) - np.bincount(unique_cells % k, minlength=k)
-            block.duplicates = extra.astype(np.int64)
+            hits = np.bincount(cells, minlength=starts.size * k)
+            block.duplicates = np.maximum(hits - 1, 0).reshape(starts.size, k).sum(axis=0)
             for name in FIELDS:
                 getattr(block, name)[slot, sym] = getattr(rows, name)[on_grid]
             block.present[slot, sym] = True

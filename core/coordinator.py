@@ -285,7 +285,9 @@ class SessionCoordinator:
         self._full = (self._trim_history(full_history), full_day)
         universe = None
         if self.scanners.configured:
-            scan_day = full_day if self._extended else self._loader.day(plan.session, extended=True)
+            # pre-market bars exist only if the regular grid left rows out; else reuse the day
+            regular_only = self._extended or not self._loader.last_off_grid
+            scan_day = full_day if regular_only else self._loader.day(plan.session, extended=True)
             universe = UniverseData(self._loader.symbols, scan_day, full_history)
         history = self._full[0]
         configured = len(self.config.streams.symbols)

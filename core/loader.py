@@ -51,6 +51,7 @@ class DayLoader:
         self._loaded: int | None = None
         self._rows: BarRows | None = None
         self.off_grid = 0  # stored bars that fell between grid minutes
+        self.last_off_grid = 0  # ... in the last day() block (0: no pre/post-market rows either)
 
     def plan(self, session: dt.date) -> SessionPlan:
         if session not in self._plans:
@@ -75,6 +76,7 @@ class DayLoader:
             self._interval, starts, ends, rows.between(lo, hi), len(self._symbols)
         )
         self.off_grid += off_grid
+        self.last_off_grid = off_grid
         return block
 
     def history(self, session: dt.date) -> BarBlock:

@@ -191,12 +191,16 @@ def _write_events(con: duckdb.DuckDBPyConnection, events: Any) -> None:
     """Every day's scans, insertions and pauses: one row each, the date and the record as JSON."""
     for table in ("scans", "insertions", "pauses"):
         rows = list(getattr(events, table, []) or [])
-        con.execute(f"CREATE TABLE {table} (seq INTEGER, date VARCHAR, record_json VARCHAR)")
-        if rows:
-            con.executemany(
-                f"INSERT INTO {table} VALUES (?, ?, ?)",
-                [[n, row.get("date", ""), json.dumps(row)] for n, row in enumerate(rows)],
-            )
+        data = pa.table(
+            {
+                "seq": pa.array(range(len(rows)), pa.int32()),
+                "date": pa.array([row.get("date", "") for row in rows], pa.string()),
+                "record_json": pa.array([json.dumps(row) for row in rows], pa.string()),
+            }
+        )
+        con.register("events_in", data)
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM events_in")
+        con.unregister("events_in")
 
 
 _QUALITY_SCHEMA = pa.schema(

@@ -63,14 +63,17 @@ class ScanView:
         now_ns: int,
         today: BarBlock,
         history: BarBlock | None,
+        cache: _DayCache | None = None,
     ) -> None:
         self.symbols = symbols
         self.plan = plan
         self.now_ns = now_ns
         self.pre_session = now_ns <= plan.open_ns
-        visible = int(np.searchsorted(today.ends, now_ns, side="right"))
-        self._today = today.slice_rows(0, visible)
+        self._visible = int(np.searchsorted(today.ends, now_ns, side="right"))
+        self._today = today.slice_rows(0, self._visible)
         self._history = history
+        self._cache = cache or _DayCache(today, history, plan)
+        self.limit: int | None = None  # how many matches are kept (the scanner's top)
 
     # -- today so far ---------------------------------------------------
     @property
@@ -79,15 +82,15 @@ class ScanView:
 
     def last_price(self) -> np.ndarray:
         """Close of each symbol's latest bar so far today (pre-market included), NaN if none."""
-        present = self._today.present
-        if not present.shape[0]:
+        if not self._visible:
             return np.full(len(self.symbols), np.nan)
-        last = present.shape[0] - 1 - np.argmax(present[::-1], axis=0)
-        price = self._today.close[last, np.arange(len(self.symbols))]
-        return np.where(present.any(axis=0), price, np.nan)
+        return self._cache.last_close[self._visible - 1]
 
     def volume_so_far(self) -> np.ndarray:
-        return np.where(self._today.present, self._today.volume, 0.0).sum(axis=0)
+        """Cumulative volume of today's bars so far (pre-market included)."""
+        if not self._visible:
+            return np.zeros(len(self.symbols))
+        return self._cache.today_volume[self._visible - 1]
 
     def today(self, symbol: str) -> SymbolBars:
         return self._today.column(self.symbols.index(symbol))
@@ -112,26 +115,58 @@ class ScanView:
         """Volume so far today over the mean volume by the same time of day, trailing sessions."""
         elapsed = max(0, self.now_ns - self.plan.open_ns)
         past = []
-        for block in self.sessions()[-lookback:]:
-            due = (block.ends - block.starts[0]) <= elapsed if block.rows else np.zeros(0, bool)
-            past.append(np.where(block.present[due], block.volume[due], 0.0).sum(axis=0))
-        regular = (self._today.starts >= self.plan.open_ns)[:, None] & self._today.present
-        today = np.where(regular, self._today.volume, 0.0).sum(axis=0)
+        for ends, cumulative in self._cache.session_volume[-lookback:]:
+            due = int(np.searchsorted(ends, elapsed, side="right"))
+            past.append(cumulative[due - 1] if due else np.zeros(len(self.symbols)))
         if not past:
             return np.full(len(self.symbols), np.nan)
+        due_today = int(np.searchsorted(self._cache.regular_ends, self.now_ns, side="right"))
+        today = self._cache.regular_volume[due_today - 1] if due_today else np.zeros(len(self.symbols))
         mean = np.mean(past, axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(mean > 0, today / mean, np.nan)
 
     # -- ranking ----------------------------------------------------------
     def ranked(self, score: np.ndarray, keep: np.ndarray | None = None, reason: str = "") -> list[Match]:
-        """Matches ordered by ``score`` (highest first, ties by symbol); NaN scores never match."""
+        """The best ``limit`` matches by ``score`` (highest first, ties by symbol); NaN never matches."""
         ok = ~np.isnan(score)
         if keep is not None:
             ok &= keep
-        chosen = [(float(score[j]), self.symbols[j]) for j in np.flatnonzero(ok).tolist()]
-        chosen.sort(key=lambda item: (-item[0], item[1]))
-        return [Match(symbol, value, reason) for value, symbol in chosen]
+        candidates = np.flatnonzero(ok)
+        order = np.lexsort((self._cache.name_rank(self.symbols)[candidates], -score[candidates]))
+        best = candidates[order[: self.limit]]
+        return [Match(self.symbols[j], float(score[j]), reason) for j in best.tolist()]
+
+
+class _DayCache:
+    """Cumulative volumes computed once per day and universe, read by every scan of the day."""
+
+    def __init__(self, today: BarBlock, history: BarBlock | None, plan: SessionPlan) -> None:
+        volume = np.where(today.present, today.volume, 0.0)
+        self.today_volume = np.cumsum(volume, axis=0)
+        # the latest close at or before each row: forward-filled by the row of the last bar
+        rows = np.where(today.present, np.arange(today.rows)[:, None], -1)
+        latest = np.maximum.accumulate(rows, axis=0)
+        closes = today.close[np.clip(latest, 0, None), np.arange(today.width)]
+        self.last_close = np.where(latest >= 0, closes, np.nan)
+        regular = today.starts >= plan.open_ns
+        self.regular_ends = today.ends[regular]
+        self.regular_volume = np.cumsum(volume[regular], axis=0)
+        self._ranks: dict[tuple[str, ...], np.ndarray] = {}
+        self.session_volume = [
+            (block.ends - block.starts[0], np.cumsum(np.where(block.present, block.volume, 0.0), axis=0))
+            for block in (history.sessions() if history is not None else [])
+            if block.rows
+        ]
+
+    def name_rank(self, symbols: list[str]) -> np.ndarray:
+        """Each symbol's position in alphabetical order (the tie-break of rankings)."""
+        key = tuple(symbols)
+        if key not in self._ranks:
+            ranks = np.empty(len(symbols), dtype=np.int64)
+            ranks[np.argsort(np.array(symbols))] = np.arange(len(symbols))
+            self._ranks[key] = ranks
+        return self._ranks[key]
 
 
 class Scanner:
@@ -199,10 +234,12 @@ class Gap(Scanner):
 class RelativeVolume(Scanner):
     """Volume so far today against the same time of day over the trailing sessions."""
 
-    needs_history = 5
+    def __init__(self, name: str, params: dict[str, Any]) -> None:
+        super().__init__(name, params)
+        self.needs_history = int(self.params.get("lookback", 5))
 
     def scan(self, view: ScanView) -> list[Match]:
-        lookback = int(self.params.get("lookback", 5))
+        lookback = self.needs_history
         score = view.relative_volume(lookback)
         keep = self._filters(view)
         if "min_rvol" in self.params:
@@ -331,6 +368,7 @@ class ScannerManager(Component):
         assert universe is not None and self._queues.plan is not None
         symbols = _universe_of(spec, universe.symbols, session_symbols)
         view = universe.view(symbols, self._queues.plan, now_ns)
+        view.limit = spec.top
         record: dict[str, Any] = {
             "time": iso(now_ns),
             "scanner": spec.name,
@@ -388,10 +426,13 @@ class UniverseData:
         self.day = day
         self.history = history
         self._index = {s: j for j, s in enumerate(symbols)}
+        self._cache: _DayCache | None = None
 
     def view(self, symbols: list[str], plan: SessionPlan, now_ns: int) -> ScanView:
         if symbols == self.symbols:
-            return ScanView(symbols, plan, now_ns, self.day, self.history)
+            if self._cache is None:
+                self._cache = _DayCache(self.day, self.history, plan)
+            return ScanView(symbols, plan, now_ns, self.day, self.history, self._cache)
         columns = [self._index[s] for s in symbols]
         history = self.history.take_columns(columns) if self.history is not None else None
         return ScanView(symbols, plan, now_ns, self.day.take_columns(columns), history)
@@ -401,8 +442,10 @@ def _universe_of(spec: ScannerSpec, loaded: list[str], session_symbols: list[str
     if spec.universe == "all":
         return loaded
     if spec.universe == "session":
-        return [s for s in loaded if s in set(session_symbols)]
-    return [s for s in spec.universe if s in set(loaded)]
+        inside = set(session_symbols)
+        return [s for s in loaded if s in inside]
+    known = set(loaded)
+    return [s for s in spec.universe if s in known]
 
 
 def _scan_times(spec: ScannerSpec, plan: SessionPlan) -> list[int]:
