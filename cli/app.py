@@ -41,7 +41,7 @@ ConfigArg = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Bar store directory; wins over [data] dir and BACKTEST_DATA_DIR."),
+    typer.Option("--data-dir", help="Bar store directory; wins over \\[data] dir and BACKTEST_DATA_DIR."),
 ]
 ResultsDirOpt = Annotated[
     Path | None,
@@ -364,6 +364,128 @@ def data_sample(
 
 def _data_dir(option: Path | None) -> Path:
     return (option or Path(os.environ.get("BACKTEST_DATA_DIR", "data"))).expanduser().resolve()
+
+
+SHOWN_INVALID = 20
+
+
+@data_app.command("import")
+@handled
+def data_import(
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="CSV files (.csv or .csv.gz) or glob patterns, e.g. 'raw/MSFT_*.csv'.", show_default=False
+        ),
+    ],
+    symbol: Annotated[
+        str, typer.Option("--symbol", help="The symbol of the bars; filters a symbol/ticker column if any.")
+    ],
+    interval: Annotated[str, typer.Option("--interval", help="Bar interval of the files.")] = "1m",
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="Zone of naive timestamps (UTC, America/New_York, ...); "
+            "not needed when they carry an offset (Z, -05:00) or are epoch numbers.",
+        ),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Any invalid row fails the import (exit 4); nothing is written.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> int:
+    """Import bars from CSV files into the store, one Parquet file per UTC year.
+
+    Columns, in any case: timestamp (or datetime, date_time, time, ts; or
+    date + time), open, high, low, close, volume (o, h, l, c, v, vol), and
+    optionally symbol or ticker (only --symbol rows are kept). Rows are sorted
+    and de-duplicated; importing the same rows again changes nothing, and rows
+    at a stored time take the new values. Invalid rows are skipped and listed
+    as file:line: reason on stderr; with --strict they fail the import (exit 4).
+    """
+    import zoneinfo
+    from contextlib import nullcontext
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from calendars import Interval
+    from core.importer import import_csv
+    from core.snapshot import iso
+    from core.store import ParquetStore
+
+    if tz is not None:
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise typer.BadParameter(
+                f"unknown time zone {tz!r}; use an IANA name such as UTC or America/New_York",
+                param_hint="--tz",
+            ) from None
+    try:
+        Interval.parse(interval)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--interval") from None
+
+    store = ParquetStore(_data_dir(data_dir))
+    bar = (
+        Progress(
+            TextColumn("import"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=render.stderr,
+            transient=True,
+        )
+        if render.stderr.is_terminal
+        else None
+    )
+    try:
+        with bar or nullcontext():
+            task = bar.add_task("import", total=1.0) if bar else None
+
+            def advance(done: float) -> None:
+                if bar is not None and task is not None:
+                    bar.update(task, completed=done)
+
+            report = import_csv(
+                store,
+                files,
+                symbol,
+                interval=interval,
+                tz=tz,
+                strict=strict,
+                progress=advance if bar else None,
+            )
+    finally:
+        store.close()
+
+    if json_out:
+        render.print_json({"data_dir": str(store.root), **report.to_document(SHOWN_INVALID)})
+        return 0
+
+    def say(text: str) -> None:
+        render.stderr.print(text, markup=False, highlight=False)
+
+    say(f"imported {report.symbol} {report.interval} from {len(report.files)} file(s) into {store.root}")
+    say(
+        f"  rows read {report.rows_read:,}, imported {report.rows_imported:,} ({report.rows_new:,} new, "
+        f"{report.replaced:,} replaced), duplicates collapsed {report.duplicates_collapsed:,}, "
+        f"invalid {len(report.invalid):,}, other symbols {report.skipped_other_symbols:,}"
+    )
+    say(
+        f"  imported {iso(report.first_ns)} .. {iso(report.last_ns)}; "
+        f"the store now holds {report.rows_written:,} {report.interval} rows of {report.symbol}"
+    )
+    if report.invalid:
+        by_kind = sorted(report.invalid_counts.items(), key=lambda item: -item[1])
+        say("invalid rows, skipped: " + ", ".join(f"{n:,} {kind}" for kind, n in by_kind))
+        for row in report.invalid[:SHOWN_INVALID]:
+            say(f"  {row}")
+        if len(report.invalid) > SHOWN_INVALID:
+            say(f"  ... and {len(report.invalid) - SHOWN_INVALID:,} more")
+    return 0
 
 
 @data_app.command("info")

@@ -131,6 +131,8 @@ class DataProcessor(Component):
         self._target: BarBlock | None = None
         self._windows: list[tuple[BarBlock, np.ndarray, np.ndarray]] = []
         self.delivered = 0
+        self.last_rows: range = range(0)  # base rows revealed by the last on_clock
+        self.last_derived: list[tuple[BarBlock, range]] = []  # derived rows it completed
 
     def _on_teardown(self) -> None:
         self._reset()
@@ -175,12 +177,16 @@ class DataProcessor(Component):
         """Deliver every bar ending at or before ``now_ns``; returns base bars delivered."""
         assert self._queue is not None and self._target is not None
         upto = int(np.searchsorted(self._queue.ends, now_ns, side="right"))
+        self.last_rows = range(self._target.filled, max(upto, self._target.filled))
         arrived = self._target.reveal(self._queue, upto)
+        self.last_derived = []
         for block, lo, hi in self._windows:
-            row = block.filled
+            first = row = block.filled
             while row < block.rows and block.ends[row] <= now_ns:
                 self._target.aggregate_into(block, row, int(lo[row]), int(hi[row]))
                 row += 1
+            if row > first:
+                self.last_derived.append((block, range(first, row)))
         self.delivered += arrived
         return arrived
 
@@ -346,13 +352,3 @@ class IndicatorManager(Component):
         interval = Interval.parse(label)
         starts, ends = session_grid(plan, interval, self._extended)
         return derive_block(queue, interval, starts, ends)
-
-
-class StrategyManager(Component):
-    """Drives the configured strategies on each batch of bars."""
-
-    name = "strategy manager"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.strategies: list[object] = []

@@ -202,6 +202,30 @@ class ScannerSpec(_Section):
         return int(match.group(1)) * (60 if match.group(2) == "h" else 1) or None
 
 
+class PortfolioSection(_Section):
+    cash: float = Field(default=100_000.0, gt=0)
+
+
+class ExecutionSection(_Section):
+    """Costs and end-of-day behaviour of the simulated broker (core/broker.py)."""
+
+    commission_per_share: float = Field(default=0.0, ge=0)
+    commission_per_order: float = Field(default=0.0, ge=0)
+    commission_bps: float = Field(default=0.0, ge=0)
+    slippage_bps: float = Field(default=0.0, ge=0)
+    flat_at_close: bool = False
+
+
+class StrategySpec(_Section):
+    """One ``[[strategies]]`` table: a Strategy subclass and its parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str
+    class_: str = Field(alias="class")  # "module:Class" or "file.py:Class" (relative to the config)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class SessionConfig(_Section):
     """A whole session config, validated; build it with :func:`load_config`."""
 
@@ -213,6 +237,9 @@ class SessionConfig(_Section):
     indicators: list[IndicatorSpec] = Field(default_factory=list)
     scanners: list[ScannerSpec] = Field(default_factory=list)
     insert: list[InsertSpec] = Field(default_factory=list)
+    portfolio: PortfolioSection = PortfolioSection()
+    execution: ExecutionSection = ExecutionSection()
+    strategies: list[StrategySpec] = Field(default_factory=list)
 
     @property
     def intervals(self) -> list[Interval]:
@@ -323,10 +350,10 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> SessionC
     if not data_dir.is_absolute():
         data_dir = path.resolve().parent / data_dir
     merged["data"] = {**merged.get("data", {}), "dir": str(data_dir.resolve())}
-    for scanner in merged.get("scanners", []) or []:
-        reference = scanner.get("class") if isinstance(scanner, dict) else None
+    for table in [*(merged.get("scanners", []) or []), *(merged.get("strategies", []) or [])]:
+        reference = table.get("class") if isinstance(table, dict) else None
         if isinstance(reference, str) and ".py:" in reference and not Path(reference).is_absolute():
-            scanner["class"] = str(path.resolve().parent / reference)  # relative to the config file
+            table["class"] = str(path.resolve().parent / reference)  # relative to the config file
     try:
         return SessionConfig.model_validate(merged)
     except ValidationError as exc:

@@ -26,12 +26,12 @@ import numpy as np
 
 from calendars import Interval, SessionPlan, SimClock, TradingCalendar
 from core.bars import BarBlock, derive_block, session_grid
+from core.broker import Costs, Portfolio
 from core.components import (
     Component,
     DataProcessor,
     DataQualityManager,
     IndicatorManager,
-    StrategyManager,
     StreamQueues,
     history_records,
 )
@@ -55,6 +55,7 @@ from core.scanners import ScannerManager, UniverseData
 from core.session_data import SessionData
 from core.snapshot import iso
 from core.store import ParquetStore
+from core.strategy import Ledger, StrategyManager, load_strategy_class
 from core.validation import ValidationReport, validate
 
 PROGRESS_EVERY = 60  # clock stops between two BarsStreamed events
@@ -75,6 +76,9 @@ class RunResult:
     pauses: list[dict[str, Any]] = field(default_factory=list)
     last_day: DayLog | None = None
     last_scans: list[dict[str, Any]] = field(default_factory=list)
+    ledger: Ledger | None = None
+    portfolio: Portfolio | None = None
+    strategy_states: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def bars(self) -> int:
@@ -91,6 +95,8 @@ class SessionCoordinator:
         days_limit: int | None = None,
         on_event: EventHandler | None = None,
         components: list[Component] | None = None,
+        portfolio: Portfolio | None = None,
+        strategy_states: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self.session_data = SessionData()
@@ -103,6 +109,9 @@ class SessionCoordinator:
         self._extended = config.session.hours == "extended"
         self.log = DayLog()
         self.gate = PauseGate(on_change=self._pause_changed)
+        # what crosses days: the portfolio and each strategy's state (given when resuming)
+        self.portfolio = portfolio or Portfolio(cash=config.portfolio.cash)
+        self._strategy_states = strategy_states
 
     # -- for other threads ------------------------------------------------------
     def request_insertion(self, symbol: str) -> Future[dict[str, Any]]:
@@ -142,6 +151,8 @@ class SessionCoordinator:
                 result.insertions += [{**day, **item} for item in self.log.insertions]
                 result.pauses += [{**day, **item} for item in self.log.pauses]
             result.last_day, result.last_scans = self.log, list(self.scanners.scans)
+            result.ledger, result.portfolio = self.strategies.ledger, self.portfolio
+            result.strategy_states = self.strategies.states
         finally:
             self._store.close()
         result.seconds = time.perf_counter() - started
@@ -179,7 +190,25 @@ class SessionCoordinator:
             [spec.definition() for spec in self.config.indicators],
             self._extended,
         )
-        self.strategies = StrategyManager()
+        execution = self.config.execution
+        self.strategies = StrategyManager(
+            [
+                (spec.name, load_strategy_class(spec.class_, Path.cwd()), spec.params)
+                for spec in self.config.strategies
+            ],
+            self.session_data,
+            self.clock,
+            self.portfolio,
+            Costs(
+                execution.commission_per_share,
+                execution.commission_per_order,
+                execution.commission_bps,
+                execution.slippage_bps,
+            ),
+            execution.flat_at_close,
+            self._base,
+            self._strategy_states,
+        )
         self.desk = MidSessionDesk(
             self.gate,
             self.scanners,
@@ -187,6 +216,7 @@ class SessionCoordinator:
             self._insert_symbol,
             self._remove_symbol,
             lambda: list(self.session_data.symbols),
+            lambda record: self.strategies.notify("on_scan", record),
         )
         self.components: list[Component] = [
             self.processor,
@@ -374,11 +404,14 @@ class SessionCoordinator:
         queue = self.queues.base
         expected = int(queue.present.sum()) if queue is not None else 0
         delivered = 0
+        trading = self.strategies.active
         try:
             for step, now in enumerate(stops.tolist()):
                 self.gate.wait_open()
                 self.clock.advance_to(now)
                 delivered += self.processor.on_clock(now)
+                if trading:
+                    self.strategies.on_clock(now, self.processor.last_rows, self.processor.last_derived)
                 if self.desk.has_work(now):
                     self.desk.service(now)
                 if step % PROGRESS_EVERY == 0:
@@ -387,6 +420,8 @@ class SessionCoordinator:
             if self.clock.now_ns < end:
                 self.clock.advance_to(end)  # no bar ends here, but the session does
                 delivered += self.processor.on_clock(end)
+                if trading:
+                    self.strategies.on_clock(end, self.processor.last_rows, self.processor.last_derived)
         finally:
             self.desk.fail_pending(f"the {plan.session} session ended")
         self._emit(BarsStreamed(index, plan.session, self.clock.now_ns, delivered, expected))
@@ -418,6 +453,7 @@ class SessionCoordinator:
             component.on_symbol_added(symbol)
         record = insertion_record(symbol, source, now_ns)
         self.log.insertions.append(record)
+        self.strategies.notify("on_insertion", record)
         return record
 
     def _remove_symbol(self, symbol: str, source: str, now_ns: int) -> dict[str, Any]:

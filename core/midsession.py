@@ -46,7 +46,9 @@ class MidSessionDesk:
         insert: Callable[[str, str, int], dict[str, Any]],
         remove: Callable[[str, str, int], dict[str, Any]],
         session_symbols: Callable[[], list[str]],
+        on_scan: Callable[[dict[str, Any]], None] = lambda record: None,
     ) -> None:
+        self._on_scan = on_scan
         self._gate = gate
         self._scanners = scanners
         self._inserts = inserts
@@ -80,6 +82,7 @@ class MidSessionDesk:
             for item in self._scanners.due(now_ns):
                 with self._gate.paused(f"scan {item.spec.name}"):
                     outcome = self._scanners.run(item, now_ns, self._session_symbols())
+                    self._on_scan(outcome.record)
                     self.apply(outcome.add, outcome.remove, f"scanner {item.spec.name}", now_ns)
             for spec in self._scripted.get(now_ns, []):
                 with self._gate.paused(f"insert {spec.symbol}"):

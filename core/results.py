@@ -75,6 +75,7 @@ class ResultsStore:
             try:
                 _write_tables(con, record, snapshot)
                 _write_events(con, events)
+                _write_ledger(con, events)
             finally:
                 con.close()
             os.replace(tmp, target)
@@ -185,6 +186,77 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
     con.execute("CREATE TABLE last_day_indicators AS SELECT * FROM indicators_in")
     con.register("quality_in", quality)
     con.execute("CREATE TABLE last_day_quality AS SELECT * FROM quality_in")
+
+
+def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
+    """Orders, fills, the per-bar equity curve, daily equity, the final portfolio and strategy state."""
+    ledger = getattr(events, "ledger", None)
+    orders = ledger.orders if ledger else []
+    fills = [f.as_dict() for f in ledger.fills] if ledger else []
+    tables = {
+        "orders": pa.Table.from_pylist(orders, schema=_ORDER_SCHEMA),
+        "fills": pa.Table.from_pylist(fills, schema=_FILL_SCHEMA),
+        "equity": pa.table(
+            {
+                "ts_ns": pa.array(ledger.curve_ns if ledger else [], pa.int64()),
+                "equity": pa.array(ledger.curve_equity if ledger else [], pa.float64()),
+                "cash": pa.array(ledger.curve_cash if ledger else [], pa.float64()),
+                "exposed": pa.array(ledger.curve_exposed if ledger else [], pa.bool_()),
+            }
+        ),
+        "daily_equity": pa.table(
+            {
+                "date": pa.array([d for d, _ in ledger.daily] if ledger else [], pa.date32()),
+                "equity": pa.array([e for _, e in ledger.daily] if ledger else [], pa.float64()),
+            }
+        ),
+    }
+    for name, table in tables.items():
+        con.register("ledger_in", table)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM ledger_in")
+        con.unregister("ledger_in")
+    portfolio = getattr(events, "portfolio", None)
+    con.execute("CREATE TABLE carry (portfolio_json VARCHAR, strategy_states_json VARCHAR)")
+    con.execute(
+        "INSERT INTO carry VALUES (?, ?)",
+        [
+            json.dumps(portfolio.to_json()) if portfolio is not None else None,
+            json.dumps(getattr(events, "strategy_states", {}) or {}),
+        ],
+    )
+
+
+_ORDER_SCHEMA = pa.schema(
+    [
+        ("date", pa.string()),
+        ("id", pa.int64()),
+        ("symbol", pa.string()),
+        ("side", pa.string()),
+        ("quantity", pa.float64()),
+        ("type", pa.string()),
+        ("submitted_ns", pa.int64()),
+        ("limit", pa.float64()),
+        ("stop", pa.float64()),
+        ("tif", pa.string()),
+        ("cancel_at_close", pa.bool_()),
+        ("status", pa.string()),
+        ("filled_ns", pa.int64()),
+        ("fill_price", pa.float64()),
+        ("tag", pa.string()),
+    ]
+)
+_FILL_SCHEMA = pa.schema(
+    [
+        ("order_id", pa.int64()),
+        ("symbol", pa.string()),
+        ("side", pa.string()),
+        ("quantity", pa.float64()),
+        ("price", pa.float64()),
+        ("commission", pa.float64()),
+        ("ts_ns", pa.int64()),
+        ("bar_ns", pa.int64()),
+    ]
+)
 
 
 def _write_events(con: duckdb.DuckDBPyConnection, events: Any) -> None:

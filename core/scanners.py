@@ -266,11 +266,13 @@ BUILT_IN: dict[str, type[Scanner]] = {
 
 def load_scanner_class(reference: str, base_dir: Path) -> type[Scanner]:
     """``module:Class`` or ``path/to/file.py:Class`` (relative to the config file)."""
+    return load_class(reference, base_dir, "scanners.class", Scanner)
+
+
+def load_class(reference: str, base_dir: Path, field_name: str, base: type[Any]) -> Any:
+    """A user class named ``module:Class`` or ``file.py:Class``, checked to subclass ``base``."""
     if ":" not in reference:
-        raise ConfigError(
-            f"scanner class {reference!r} must be 'module:Class' or 'file.py:Class'",
-            where="scanners.class",
-        )
+        raise ConfigError(f"{reference!r} must be 'module:Class' or 'file.py:Class'", where=field_name)
     target, name = reference.rsplit(":", 1)
     try:
         if target.endswith(".py"):
@@ -286,12 +288,14 @@ def load_scanner_class(reference: str, base_dir: Path) -> type[Scanner]:
         cls = getattr(module, name)
     except (ImportError, AttributeError, OSError, SyntaxError) as exc:
         raise ConfigError(
-            f"cannot load scanner class {reference!r}: {exc}",
-            where="scanners.class",
+            f"cannot load {reference!r}: {exc}",
+            where=field_name,
             hint="a module on PYTHONPATH or a .py file relative to the config",
         ) from exc
-    if not (isinstance(cls, type) and issubclass(cls, Scanner)):
-        raise ConfigError(f"{reference!r} is not a subclass of core.scanners.Scanner", where="scanners.class")
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(
+            f"{reference!r} is not a subclass of {base.__module__}.{base.__name__}", where=field_name
+        )
     return cls
 
 

@@ -1,0 +1,287 @@
+"""Simulated execution: orders, fills, the portfolio that crosses days.
+
+Fill rules (no look-ahead: an order only ever fills on a bar that STARTS at or
+after the clock time it was submitted, and only on a bar that exists):
+
+- market: at the open of the symbol's next bar (the next session's first bar
+  when submitted at the close, unless ``cancel_at_close``), slippage against you;
+- limit buy/sell: when a bar trades through the limit (low <= limit for a buy,
+  high >= limit for a sell), at the limit or at the bar's open if that is better
+  (a gap through the limit);
+- stop buy/sell: when a bar trades through the stop, at the stop or at the open
+  if that is worse (a gap through the stop), slippage against you;
+- ``day`` limit and stop orders expire at the close; ``gtc`` ones carry over.
+- commissions: per share + per order + bps of notional; slippage in bps.
+- ``flat_at_close``: every position is closed at the close at each symbol's
+  last close (a market-on-close), with slippage and commission.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    commission_per_share: float = 0.0
+    commission_per_order: float = 0.0
+    commission_bps: float = 0.0
+    slippage_bps: float = 0.0
+
+    def commission(self, quantity: float, price: float) -> float:
+        return (
+            self.commission_per_share * quantity
+            + self.commission_per_order
+            + self.commission_bps * 1e-4 * quantity * price
+        )
+
+    def slipped(self, price: float, side: str) -> float:
+        factor = self.slippage_bps * 1e-4
+        return price * (1.0 + factor) if side == "buy" else price * (1.0 - factor)
+
+
+@dataclass(slots=True)
+class Order:
+    id: int
+    symbol: str
+    side: str  # "buy" | "sell"
+    quantity: float
+    type: str  # "market" | "limit" | "stop"
+    submitted_ns: int
+    limit: float | None = None
+    stop: float | None = None
+    tif: str = "day"  # "day" | "gtc"
+    cancel_at_close: bool = False
+    status: str = "open"  # open | filled | cancelled | expired
+    filled_ns: int | None = None
+    fill_price: float | None = None
+    tag: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    order_id: int
+    symbol: str
+    side: str
+    quantity: float
+    price: float
+    commission: float
+    ts_ns: int  # the clock time the fill became known (the end of the bar it filled on)
+    bar_ns: int  # start of the bar it filled on
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Position:
+    quantity: float = 0.0
+    average_price: float = 0.0  # of the open quantity
+    realized: float = 0.0
+
+
+@dataclass(slots=True)
+class Portfolio:
+    """Cash, positions and open orders; the one thing (with strategy state) that crosses days."""
+
+    cash: float
+    positions: dict[str, Position] = field(default_factory=dict)
+    open_orders: list[Order] = field(default_factory=list)
+    marks: dict[str, float] = field(default_factory=dict)  # last known close per symbol
+    next_order_id: int = 1
+    commissions: float = 0.0
+
+    def position(self, symbol: str) -> float:
+        held = self.positions.get(symbol)
+        return held.quantity if held else 0.0
+
+    def equity(self) -> float:
+        return self.cash + sum(
+            p.quantity * self.marks.get(s, p.average_price) for s, p in self.positions.items()
+        )
+
+    def unrealized(self) -> float:
+        return sum(
+            p.quantity * (self.marks.get(s, p.average_price) - p.average_price)
+            for s, p in self.positions.items()
+        )
+
+    def realized(self) -> float:
+        return sum(p.realized for p in self.positions.values())
+
+    def apply(self, fill: Fill) -> None:
+        """Book a fill: cash, position, average price, realised P&L (commission included)."""
+        signed = fill.quantity if fill.side == "buy" else -fill.quantity
+        self.cash -= signed * fill.price + fill.commission
+        self.commissions += fill.commission
+        held = self.positions.setdefault(fill.symbol, Position())
+        held.realized -= fill.commission
+        if held.quantity == 0 or (held.quantity > 0) == (signed > 0):
+            total = held.quantity + signed
+            held.average_price = (held.average_price * held.quantity + fill.price * signed) / total
+            held.quantity = total
+            return
+        closing = min(abs(signed), abs(held.quantity))
+        direction = 1.0 if held.quantity > 0 else -1.0
+        held.realized += closing * direction * (fill.price - held.average_price)
+        held.quantity += signed
+        if abs(held.quantity) < 1e-12:
+            held.quantity, held.average_price = 0.0, 0.0
+        elif (held.quantity > 0) != (direction > 0):
+            held.average_price = fill.price  # flipped: the remainder opened at this price
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cash": self.cash,
+            "positions": {s: asdict(p) for s, p in self.positions.items()},
+            "open_orders": [o.as_dict() for o in self.open_orders],
+            "marks": self.marks,
+            "next_order_id": self.next_order_id,
+            "commissions": self.commissions,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Portfolio:
+        return cls(
+            cash=float(data["cash"]),
+            positions={s: Position(**p) for s, p in data.get("positions", {}).items()},
+            open_orders=[Order(**o) for o in data.get("open_orders", [])],
+            marks={s: float(v) for s, v in data.get("marks", {}).items()},
+            next_order_id=int(data.get("next_order_id", 1)),
+            commissions=float(data.get("commissions", 0.0)),
+        )
+
+
+class Broker:
+    """Accepts orders during a session and fills them against the bars that arrive."""
+
+    def __init__(self, portfolio: Portfolio, costs: Costs) -> None:
+        self.portfolio = portfolio
+        self.costs = costs
+        self._ids = itertools.count(portfolio.next_order_id)
+        self.orders: list[Order] = []  # every order of this session (new and carried)
+        self.fills: list[Fill] = []
+
+    def submit(
+        self,
+        symbol: str,
+        side: str,
+        quantity: float,
+        now_ns: int,
+        type: str = "market",
+        limit: float | None = None,
+        stop: float | None = None,
+        tif: str = "day",
+        cancel_at_close: bool = False,
+        tag: str = "",
+    ) -> Order:
+        if side not in ("buy", "sell"):
+            raise ConfigError(f"order side must be buy or sell, not {side!r}", where=symbol)
+        if type not in ("market", "limit", "stop") or quantity <= 0:
+            raise ConfigError(
+                f"bad order: {type} {quantity}", where=symbol, hint="type market|limit|stop, qty > 0"
+            )
+        if type == "limit" and limit is None or type == "stop" and stop is None:
+            raise ConfigError(f"a {type} order needs its price", where=symbol)
+        if tif not in ("day", "gtc"):
+            raise ConfigError(f"tif must be day or gtc, not {tif!r}", where=symbol)
+        order = Order(
+            next(self._ids),
+            symbol,
+            side,
+            float(quantity),
+            type,
+            now_ns,
+            limit,
+            stop,
+            tif,
+            cancel_at_close,
+            tag=tag,
+        )
+        self.portfolio.next_order_id = order.id + 1
+        self.portfolio.open_orders.append(order)
+        self.orders.append(order)
+        return order
+
+    def cancel(self, order_id: int) -> bool:
+        for order in self.portfolio.open_orders:
+            if order.id == order_id:
+                order.status = "cancelled"
+                self.portfolio.open_orders.remove(order)
+                return True
+        return False
+
+    def on_bar(
+        self, symbol: str, start_ns: int, end_ns: int, o: float, h: float, low: float, c: float
+    ) -> list[Fill]:
+        """A bar of ``symbol`` has ended: fill what it triggers, then mark the position."""
+        filled = []
+        for order in list(self.portfolio.open_orders):
+            if order.symbol != symbol or start_ns < order.submitted_ns:
+                continue
+            price = self._trigger(order, o, h, low)
+            if price is None:
+                continue
+            filled.append(self._fill(order, price, start_ns, end_ns))
+        self.portfolio.marks[symbol] = c
+        return filled
+
+    def has_orders_for(self, symbol: str) -> bool:
+        return any(order.symbol == symbol for order in self.portfolio.open_orders)
+
+    def _trigger(self, order: Order, o: float, h: float, low: float) -> float | None:
+        buy = order.side == "buy"
+        if order.type == "market":
+            return self.costs.slipped(o, order.side)
+        if order.type == "limit":
+            assert order.limit is not None
+            if buy and low <= order.limit:
+                return min(order.limit, o)
+            if not buy and h >= order.limit:
+                return max(order.limit, o)
+            return None
+        assert order.stop is not None
+        if buy and h >= order.stop:
+            return self.costs.slipped(max(order.stop, o), "buy")
+        if not buy and low <= order.stop:
+            return self.costs.slipped(min(order.stop, o), "sell")
+        return None
+
+    def _fill(self, order: Order, price: float, start_ns: int, end_ns: int) -> Fill:
+        fill = Fill(
+            order.id,
+            order.symbol,
+            order.side,
+            order.quantity,
+            price,
+            self.costs.commission(order.quantity, price),
+            end_ns,
+            start_ns,
+        )
+        order.status, order.filled_ns, order.fill_price = "filled", end_ns, price
+        self.portfolio.open_orders.remove(order)
+        self.portfolio.apply(fill)
+        self.fills.append(fill)
+        return fill
+
+    def close_session(self, now_ns: int, flat: bool) -> None:
+        """At the close: optional market-on-close flattening, then expire day orders."""
+        if flat:
+            for symbol, held in list(self.portfolio.positions.items()):
+                if held.quantity == 0 or symbol not in self.portfolio.marks:
+                    continue
+                side = "sell" if held.quantity > 0 else "buy"
+                order = self.submit(symbol, side, abs(held.quantity), now_ns, tag="flat at close")
+                mark = self.portfolio.marks[symbol]
+                self._fill(order, self.costs.slipped(mark, side), now_ns, now_ns)
+        for order in list(self.portfolio.open_orders):
+            if order.cancel_at_close or (order.type != "market" and order.tif == "day"):
+                order.status = "cancelled" if order.cancel_at_close else "expired"
+                self.portfolio.open_orders.remove(order)

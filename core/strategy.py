@@ -1,0 +1,415 @@
+"""Strategies: the user contract, what they may read, and the manager that drives them.
+
+Write one::
+
+    from core.strategy import Batch, Strategy, StrategyContext
+
+    class Momentum(Strategy):
+        '''Buys 100 shares when the close is above its 20-bar SMA, sells when below.'''
+
+        def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
+            sma = batch.indicator("sma_20@1m")
+            for j, symbol in enumerate(batch.symbols):
+                held = ctx.position(symbol)
+                if batch.close[j] > sma[j] and held == 0:
+                    ctx.buy(symbol, 100)
+                elif batch.close[j] < sma[j] and held > 0:
+                    ctx.sell(symbol, held)
+
+Callbacks (all optional), in the order a day calls them:
+
+- ``on_session_start(ctx)`` after PHASE 2, before the first bar;
+- ``on_bars(ctx, batch)`` once per clock time at which base bars ended (all
+  symbols whose bar ended then, in one batch);
+- ``on_derived_bars(ctx, interval, batch)`` when derived bars end;
+- ``on_scan(ctx, record)`` and ``on_insertion(ctx, record)`` mid-session;
+- ``on_session_end(ctx)`` at the close, after day orders expired.
+
+A strategy object lives for one session (per-day state is torn down like
+every component).  What crosses days is explicit: the portfolio (cash,
+positions, open orders) and ``self.state``, a mapping the strategy owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from calendars import Interval, SessionPlan, SimClock
+from core.bars import BarBlock, SymbolBars
+from core.broker import Broker, Costs, Fill, Order, Portfolio
+from core.components import Component
+from core.errors import SessionError
+from core.session_data import IndicatorSeries, SessionData
+
+
+class LookAheadError(SessionError):
+    """A strategy asked for a bar or value that ends after the clock."""
+
+
+class Bar(NamedTuple):
+    symbol: str
+    ts_ns: int  # the bar's start
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class Batch:
+    """The bars of one interval that ended at one clock time, one per symbol, as arrays."""
+
+    def __init__(self, data: SessionData, block: BarBlock, row: int, now_ns: int) -> None:
+        present = block.present[row]
+        self.columns = np.flatnonzero(present)
+        all_symbols = data.symbols
+        self.symbols = [all_symbols[j] for j in self.columns.tolist()]
+        self.ts_ns = int(block.starts[row])
+        self.now_ns = now_ns
+        self.interval = block.interval.label
+        self.open = block.open[row, self.columns]
+        self.high = block.high[row, self.columns]
+        self.low = block.low[row, self.columns]
+        self.close = block.close[row, self.columns]
+        self.volume = block.volume[row, self.columns]
+        self._data = data
+        self._row = row
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def __iter__(self) -> Iterator[Bar]:
+        for j, symbol in enumerate(self.symbols):
+            yield Bar(
+                symbol,
+                self.ts_ns,
+                float(self.open[j]),
+                float(self.high[j]),
+                float(self.low[j]),
+                float(self.close[j]),
+                float(self.volume[j]),
+            )
+
+    def __getitem__(self, symbol: str) -> Bar:
+        j = self.symbols.index(symbol)
+        return Bar(
+            symbol,
+            self.ts_ns,
+            float(self.open[j]),
+            float(self.high[j]),
+            float(self.low[j]),
+            float(self.close[j]),
+            float(self.volume[j]),
+        )
+
+    def indicator(self, key: str) -> np.ndarray:
+        """The indicator's value at this bar for each symbol of the batch (NaN while not ready)."""
+        values = self._data.indicator_values(key)
+        if values.interval != self.interval:
+            raise SessionError(
+                f"{key} is on {values.interval} bars, this batch is {self.interval}", where=key
+            )
+        return values.values[self._row, self.columns]
+
+
+class StrategyContext:
+    """What a strategy may read and do at the clock; nothing here ends after it."""
+
+    def __init__(self, data: SessionData, clock: SimClock, broker: Broker, state: dict[str, Any]) -> None:
+        self._data = data
+        self._clock = clock
+        self._broker = broker
+        self.state = state
+
+    @property
+    def now_ns(self) -> int:
+        return self._clock.now_ns
+
+    @property
+    def session(self) -> SessionPlan:
+        plan = self._data.plan
+        assert plan is not None
+        return plan
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._data.symbols
+
+    # -- reading ------------------------------------------------------------
+    def bars(self, symbol: str, interval: str) -> SymbolBars:
+        """Today's bars of ``interval`` that have ended."""
+        return self._data[symbol].bars(interval)
+
+    def history(self, symbol: str, interval: str) -> SymbolBars | None:
+        return self._data[symbol].history(interval)
+
+    def indicator(self, symbol: str, key: str) -> IndicatorSeries:
+        return self._data[symbol].indicator(key)
+
+    def bar_at(self, symbol: str, interval: str, ts_ns: int) -> Bar:
+        """The bar starting at ``ts_ns``; a bar that has not ended yet is look-ahead."""
+        self._guard(ts_ns, Interval.parse(interval), f"{interval} bar of {symbol}")
+        bars = self.bars(symbol, interval)
+        hits = np.flatnonzero(bars.ts == ts_ns)
+        if not hits.size:
+            raise SessionError(f"no {interval} bar of {symbol} starts at {ts_ns}", where=symbol)
+        i = int(hits[0])
+        return Bar(
+            symbol, ts_ns, *(float(getattr(bars, f)[i]) for f in ("open", "high", "low", "close", "volume"))
+        )
+
+    def value_at(self, symbol: str, key: str, ts_ns: int) -> float:
+        """The indicator value of the bar starting at ``ts_ns``; later bars are look-ahead."""
+        interval = Interval.parse(key.split("@", 1)[1].split(".", 1)[0])
+        self._guard(ts_ns, interval, f"{key} of {symbol}")
+        series = self.indicator(symbol, key)
+        hits = np.flatnonzero(series.ts == ts_ns)
+        if not hits.size:
+            raise SessionError(f"no {key} value of {symbol} at {ts_ns}", where=symbol)
+        return float(series.values[int(hits[0])])
+
+    def _guard(self, ts_ns: int, interval: Interval, what: str) -> None:
+        if ts_ns + interval.nanoseconds > self.now_ns:
+            raise LookAheadError(
+                f"look-ahead: the {what} starting at {ts_ns} ends after the clock {self.now_ns}",
+                hint="read bars that have ended: ctx.bars(...) holds exactly those",
+            )
+
+    # -- trading ------------------------------------------------------------
+    def buy(self, symbol: str, quantity: float, **kwargs: Any) -> Order:
+        """Buy ``quantity``; kwargs: type market|limit|stop, limit, stop, tif day|gtc, cancel_at_close."""
+        return self._broker.submit(symbol, "buy", quantity, self.now_ns, **kwargs)
+
+    def sell(self, symbol: str, quantity: float, **kwargs: Any) -> Order:
+        return self._broker.submit(symbol, "sell", quantity, self.now_ns, **kwargs)
+
+    def cancel(self, order_id: int) -> bool:
+        return self._broker.cancel(order_id)
+
+    def position(self, symbol: str) -> float:
+        return self._broker.portfolio.position(symbol)
+
+    @property
+    def open_orders(self) -> list[Order]:
+        return list(self._broker.portfolio.open_orders)
+
+    @property
+    def cash(self) -> float:
+        return self._broker.portfolio.cash
+
+    @property
+    def equity(self) -> float:
+        return self._broker.portfolio.equity()
+
+
+class Strategy:
+    """Base class; override the callbacks you need (see the module docstring)."""
+
+    def __init__(self, name: str, params: dict[str, Any], state: dict[str, Any]) -> None:
+        self.name = name
+        self.params = dict(params)
+        self.state = state  # yours; carried from day to day (and saved with the run)
+
+    def on_session_start(self, ctx: StrategyContext) -> None:
+        """Called once the session is loaded, before the first bar."""
+
+    def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
+        """Called once per clock time at which base bars ended."""
+
+    def on_derived_bars(self, ctx: StrategyContext, interval: str, batch: Batch) -> None:
+        """Called when bars of a derived interval end."""
+
+    def on_scan(self, ctx: StrategyContext, record: dict[str, Any]) -> None:
+        """Called after each scan."""
+
+    def on_insertion(self, ctx: StrategyContext, record: dict[str, Any]) -> None:
+        """Called after a symbol joined (or left) the session."""
+
+    def on_session_end(self, ctx: StrategyContext) -> None:
+        """Called at the close, after day orders expired."""
+
+
+@dataclass(slots=True)
+class Ledger:
+    """The run's execution record: every order, fill and equity point, every day's P&L."""
+
+    orders: list[dict[str, Any]]
+    fills: list[Fill]
+    curve_ns: list[int]
+    curve_equity: list[float]
+    curve_cash: list[float]
+    curve_exposed: list[bool]
+    daily: list[tuple[Any, float]]  # (session, equity at the close)
+
+    @classmethod
+    def empty(cls) -> Ledger:
+        return cls([], [], [], [], [], [], [])
+
+
+class StrategyManager(Component):
+    """Drives the strategies on each batch and fills their orders against the bars that arrive."""
+
+    name = "strategy manager"
+
+    def __init__(
+        self,
+        classes: list[tuple[str, type[Strategy], dict[str, Any]]],
+        data: SessionData,
+        clock: SimClock,
+        portfolio: Portfolio,
+        costs: Costs,
+        flat_at_close: bool,
+        base: Interval,
+        states: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__()
+        self._classes = classes
+        self._data = data
+        self._clock = clock
+        self.portfolio = portfolio
+        self._costs = costs
+        self._flat = flat_at_close
+        self._base = base
+        self.states: dict[str, dict[str, Any]] = {
+            name: dict((states or {}).get(name, {})) for name, _, _ in classes
+        }
+        self.ledger = Ledger.empty()
+        self._reset()
+
+    @property
+    def active(self) -> bool:
+        return bool(self._classes)
+
+    def _reset(self) -> None:
+        self._strategies: list[Strategy] = []
+        self.broker: Broker | None = None
+        self._ctx: StrategyContext | None = None
+        self._positions = np.zeros(0)
+        self._marks = np.zeros(0)
+
+    def _on_teardown(self) -> None:
+        self._reset()
+
+    def _on_setup(self) -> None:
+        if not self._classes:
+            return
+        self.broker = Broker(self.portfolio, self._costs)
+        self.broker.orders.extend(self.portfolio.open_orders)  # carried GTC / market orders
+        self._strategies = [cls(name, params, self.states[name]) for name, cls, params in self._classes]
+        self._ctx = StrategyContext(self._data, self._clock, self.broker, {})
+        self._sync_columns()
+        for strategy in self._strategies:
+            self._ctx.state = strategy.state
+            strategy.on_session_start(self._ctx)
+
+    def _sync_columns(self) -> None:
+        symbols = self._data.symbols
+        self._positions = np.array([self.portfolio.position(s) for s in symbols], dtype=np.float64)
+        self._marks = np.array([self.portfolio.marks.get(s, np.nan) for s in symbols], dtype=np.float64)
+
+    def on_symbol_added(self, symbol: str) -> None:
+        if self._classes:
+            self._sync_columns()
+
+    def on_symbol_removed(self, symbol: str, column: int) -> None:
+        if self._classes:
+            self._sync_columns()
+
+    def on_clock(self, now_ns: int, rows: range, derived: list[tuple[BarBlock, range]]) -> None:
+        """Bars ending at ``now_ns`` arrived (base ``rows``, derived rows): fill, mark, call strategies."""
+        if not self._strategies or self.broker is None or self._ctx is None:
+            return
+        block = self._data.block(self._base.label)
+        for row in rows:
+            present = block.present[row]
+            if self.portfolio.open_orders:
+                self._fill_orders(block, row, present)
+            np.copyto(self._marks, block.close[row], where=present)
+        self._record(now_ns)
+        for row in rows:
+            if block.present[row].any():
+                batch = Batch(self._data, block, row, now_ns)
+                for strategy in self._strategies:
+                    self._ctx.state = strategy.state
+                    strategy.on_bars(self._ctx, batch)
+        for derived_block, derived_rows in derived:
+            for row in derived_rows:
+                if derived_block.present[row].any():
+                    batch = Batch(self._data, derived_block, row, now_ns)
+                    for strategy in self._strategies:
+                        self._ctx.state = strategy.state
+                        strategy.on_derived_bars(self._ctx, derived_block.interval.label, batch)
+
+    def _fill_orders(self, block: BarBlock, row: int, present: np.ndarray) -> None:
+        assert self.broker is not None
+        symbols = self._data.symbols
+        start, end = int(block.starts[row]), int(block.ends[row])
+        for symbol in {o.symbol for o in self.portfolio.open_orders}:
+            if symbol not in self._data:
+                continue
+            j = self._data.column_of(symbol)
+            if not present[j]:
+                continue  # no bar, no fill: never a stale price after a gap
+            fills = self.broker.on_bar(
+                symbols[j],
+                start,
+                end,
+                block.open[row, j],
+                block.high[row, j],
+                block.low[row, j],
+                block.close[row, j],
+            )
+            if fills:
+                self._positions[j] = self.portfolio.position(symbol)
+
+    def _record(self, now_ns: int) -> None:
+        held = self._positions != 0
+        marked = np.where(held, self._positions * np.nan_to_num(self._marks), 0.0).sum()
+        outside = sum(
+            p.quantity * self.portfolio.marks.get(s, p.average_price)
+            for s, p in self.portfolio.positions.items()
+            if p.quantity and s not in self._data
+        )
+        ledger = self.ledger
+        ledger.curve_ns.append(now_ns)
+        ledger.curve_cash.append(self.portfolio.cash)
+        ledger.curve_equity.append(float(self.portfolio.cash + float(marked) + outside))
+        ledger.curve_exposed.append(bool(held.any()) or bool(outside))
+
+    def notify(self, method: str, record: dict[str, Any]) -> None:
+        """on_scan / on_insertion to every strategy."""
+        if self._ctx is None:
+            return
+        for strategy in self._strategies:
+            self._ctx.state = strategy.state
+            getattr(strategy, method)(self._ctx, record)
+
+    def _on_session_end(self) -> None:
+        if not self._strategies or self.broker is None or self._ctx is None:
+            return
+        for j, symbol in enumerate(self._data.symbols):
+            if not np.isnan(self._marks[j]):
+                self.portfolio.marks[symbol] = float(self._marks[j])
+        self.broker.close_session(self._clock.now_ns, self._flat)
+        self._sync_columns()
+        for strategy in self._strategies:
+            self._ctx.state = strategy.state
+            strategy.on_session_end(self._ctx)
+        self._record(self._clock.now_ns)
+        session = plan.session.isoformat() if (plan := self._data.plan) else ""
+        self.ledger.orders.extend({"date": session, **order.as_dict()} for order in self.broker.orders)
+        self.ledger.fills.extend(self.broker.fills)
+        self.ledger.daily.append((plan.session if plan else None, float(self.ledger.curve_equity[-1])))
+
+
+def load_strategy_class(reference: str, base_dir: Path) -> type[Strategy]:
+    """``module:Class`` or ``path/to/file.py:Class``."""
+    from core.scanners import load_class
+
+    cls = load_class(reference, base_dir, "strategies.class", Strategy)
+    return cls

@@ -1,0 +1,70 @@
+"""Sample strategies, runnable on the demo data (see sma_cross.toml and orb.toml).
+
+Both are written against the Strategy API of core/strategy.py: they react to
+each batch of bars (one call per clock time, all symbols together), read
+indicators at the bar, and submit orders that fill at the next bar's open.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.strategy import Batch, Strategy, StrategyContext
+
+
+class SmaCross(Strategy):
+    """Long-only SMA crossover, per symbol, on every bar.
+
+    regime = +1 when fast - slow > threshold, -1 when < -threshold, else unchanged;
+    buy ``quantity`` on a cross from -1 to +1 when flat, sell all on a cross from
+    +1 to -1 when long.  The regime of each symbol is kept in ``self.state`` so it
+    carries from day to day (and into a resumed run).
+
+    params: fast ("sma_10@1m"), slow ("sma_30@1m"), quantity (100), threshold (1e-6)
+    """
+
+    def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
+        fast = batch.indicator(self.params.get("fast", "sma_10@1m"))
+        slow = batch.indicator(self.params.get("slow", "sma_30@1m"))
+        threshold = float(self.params.get("threshold", 1e-6))
+        regime = self.state.setdefault("regime", {})
+        old = np.array([regime.get(s, 0) for s in batch.symbols], dtype=np.int8)
+        diff = fast - slow
+        new = np.where(diff > threshold, 1, np.where(diff < -threshold, -1, old)).astype(np.int8)
+        changed = np.flatnonzero(new != old)
+        quantity = float(self.params.get("quantity", 100))
+        for j in changed.tolist():
+            symbol = batch.symbols[j]
+            held = ctx.position(symbol)
+            if old[j] == -1 and new[j] == 1 and held == 0:
+                ctx.buy(symbol, quantity)
+            elif old[j] == 1 and new[j] == -1 and held > 0:
+                ctx.sell(symbol, held)
+            regime[symbol] = int(new[j])
+
+
+class OpeningRangeBreakout(Strategy):
+    """Buy the first close above the opening-range high; stop at the range low; flat at the close.
+
+    Needs the indicators orh_<N>@1m and orl_<N>@1m (N = params.minutes, default 30)
+    and [execution] flat_at_close = true (or it holds overnight).
+    params: minutes (30), quantity (100)
+    """
+
+    def on_session_start(self, ctx: StrategyContext) -> None:
+        self.state["traded"] = []  # one entry per symbol and day
+
+    def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
+        minutes = int(self.params.get("minutes", 30))
+        high = batch.indicator(f"orh_{minutes}@1m")
+        low = batch.indicator(f"orl_{minutes}@1m")
+        traded = self.state["traded"]
+        breakout = np.flatnonzero(batch.close > high)  # NaN (range not complete) never compares
+        for j in breakout.tolist():
+            symbol = batch.symbols[j]
+            if symbol in traded or ctx.position(symbol) != 0:
+                continue
+            quantity = float(self.params.get("quantity", 100))
+            ctx.buy(symbol, quantity)
+            ctx.sell(symbol, quantity, type="stop", stop=float(low[j]), tif="day")
+            traded.append(symbol)
