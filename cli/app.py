@@ -168,6 +168,14 @@ def run(
     clock: ClockOpt = None,
     data_dir: DataDirOpt = None,
     results_dir: ResultsDirOpt = None,
+    resume_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume-from",
+            help="A results file (or 'latest') whose final portfolio and strategy state this run starts "
+            "from: run days 1..k, then k+1..N with --resume-from, to split or resume a run.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> int:
     """Run the backtest day by day and save the results (the last day complete).
@@ -180,8 +188,14 @@ def run(
     from core.snapshot import iso
 
     loaded = load_config(config, _overrides(start, end, clock, data_dir))
+    if resume_from is not None and str(resume_from) == "latest":
+        from core.results import ResultsStore
+
+        resume_from = ResultsStore(_results_dir(results_dir)).latest()
     with render.RunProgress() as progress:
-        outcome = run_and_save(loaded, _results_dir(results_dir), days, on_event=progress)
+        outcome = run_and_save(
+            loaded, _results_dir(results_dir), days, on_event=progress, resume_from=resume_from
+        )
     result = outcome.result
     streaming = sum(d.phase_seconds.get("streaming", 0.0) for d in result.days)
     if json_out:

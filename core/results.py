@@ -101,6 +101,25 @@ class ResultsStore:
             raise ResultsError("the latest results file is missing", where=str(target))
         return target
 
+    def carry(self, path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+        """The final portfolio and strategy states stored by a run (to resume from it)."""
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            raise ResultsError(f"cannot open results: {exc}", where=str(path)) from exc
+        try:
+            row = con.execute("SELECT portfolio_json, strategy_states_json FROM carry").fetchall()
+        except duckdb.Error as exc:
+            raise ResultsError(
+                f"no portfolio stored: {exc}",
+                where=str(path),
+                hint="resume from a run written by this version",
+            ) from exc
+        finally:
+            con.close()
+        portfolio, states = row[0] if row else (None, "{}")
+        return (json.loads(portfolio) if portfolio else None), json.loads(states or "{}")
+
     def read(self, path: Path | None = None) -> tuple[RunRecord, DaySnapshot]:
         """The run record and last-day snapshot of ``path`` (default: latest)."""
         path = path or self.latest()

@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.broker import Portfolio
 from core.config import SessionConfig, config_from_json
 from core.coordinator import RunResult, SessionCoordinator
 from core.errors import ConfigError
@@ -37,11 +38,23 @@ def run_and_save(
     results_dir: Path,
     days_limit: int | None = None,
     on_event: EventHandler | None = None,
+    resume_from: Path | None = None,
 ) -> RunOutcome:
-    """Run every day of ``config`` and write the results file (atomically)."""
+    """Run every day of ``config`` and write the results file (atomically).
+
+    ``resume_from`` (a results file) carries that run's final portfolio (cash,
+    positions, open orders) and strategy states into this one: running days 1..k,
+    then k+1..N resumed from it, equals running 1..N.
+    """
     results = ResultsStore(results_dir)
     results.check_writable()
-    result = SessionCoordinator(config, days_limit=days_limit, on_event=on_event).run()
+    portfolio, states = None, None
+    if resume_from is not None:
+        stored, states = results.carry(resume_from)
+        portfolio = Portfolio.from_json(stored) if stored else None
+    result = SessionCoordinator(
+        config, days_limit=days_limit, on_event=on_event, portfolio=portfolio, strategy_states=states
+    ).run()
     sessions = [day.session for day in result.days]
     run_id = run_id_of(config, sessions)
     assert result.session_data is not None and result.clock is not None

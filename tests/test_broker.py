@@ -1,0 +1,255 @@
+"""Fill rules against hand-worked examples (core/broker.py), then through whole runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cli.app import app
+from core.broker import Broker, Costs, Portfolio
+from core.config import load_config
+from core.coordinator import SessionCoordinator
+from core.errors import SessionError
+from tests.conftest import write_config
+
+M = 60_000_000_000
+
+
+def broker(cash=10_000.0, **costs) -> Broker:
+    return Broker(Portfolio(cash=cash), Costs(**costs))
+
+
+def test_market_fills_at_the_next_bar_open_not_an_earlier_bar():
+    b = broker()
+    b.submit("AAA", "buy", 10, now_ns=5 * M)
+    assert b.on_bar("AAA", 4 * M, 5 * M, 99.0, 101.0, 98.0, 100.0) == []  # started before the order
+    (fill,) = b.on_bar("AAA", 5 * M, 6 * M, 100.5, 101.0, 100.0, 100.8)
+    assert (fill.price, fill.bar_ns, fill.ts_ns) == (100.5, 5 * M, 6 * M)
+    assert b.portfolio.cash == 10_000.0 - 1005.0
+    assert b.portfolio.position("AAA") == 10
+
+
+@pytest.mark.parametrize(
+    ("side", "limit", "bar", "price"),
+    [
+        ("buy", 99.0, (100.0, 100.5, 98.5, 99.5), 99.0),  # low touches: at the limit
+        ("buy", 99.0, (98.0, 98.5, 97.0, 98.2), 98.0),  # gap down through it: the better open
+        ("buy", 97.0, (100.0, 100.5, 98.5, 99.5), None),  # never reached
+        ("sell", 101.0, (100.0, 101.5, 99.5, 101.2), 101.0),
+        ("sell", 101.0, (102.0, 102.5, 101.5, 102.2), 102.0),  # gap up: the better open
+    ],
+)
+def test_limit_orders(side, limit, bar, price):
+    b = broker()
+    b.submit("AAA", side, 10, now_ns=0, type="limit", limit=limit)
+    fills = b.on_bar("AAA", 0, M, *bar)
+    assert [f.price for f in fills] == ([price] if price is not None else [])
+
+
+@pytest.mark.parametrize(
+    ("side", "stop", "bar", "price"),
+    [
+        ("buy", 101.0, (100.0, 101.5, 99.5, 101.2), 101.0),  # trades through: at the stop
+        ("buy", 101.0, (102.0, 102.5, 101.5, 102.2), 102.0),  # gap up: the worse open
+        ("sell", 99.0, (100.0, 100.5, 98.5, 99.5), 99.0),
+        ("sell", 99.0, (98.0, 98.5, 97.0, 98.2), 98.0),  # gap down: the worse open
+        ("sell", 95.0, (100.0, 100.5, 98.5, 99.5), None),
+    ],
+)
+def test_stop_orders(side, stop, bar, price):
+    b = broker()
+    b.submit("AAA", side, 10, now_ns=0, type="stop", stop=stop)
+    fills = b.on_bar("AAA", 0, M, *bar)
+    assert [f.price for f in fills] == ([price] if price is not None else [])
+
+
+def test_commissions_slippage_and_pnl_to_the_cent():
+    b = broker(
+        cash=100_000.0,
+        commission_per_share=0.01,
+        commission_per_order=1.0,
+        commission_bps=1.0,
+        slippage_bps=10.0,
+    )
+    b.submit("AAA", "buy", 100, now_ns=0)
+    (buy,) = b.on_bar("AAA", 0, M, 50.0, 51.0, 49.0, 50.5)
+    # by hand: 50 * 1.001 = 50.05; commission 100*0.01 + 1 + 1e-4 * 100 * 50.05 = 2.5005
+    assert buy.price == pytest.approx(50.05, abs=1e-12) and buy.commission == pytest.approx(2.5005, abs=1e-12)
+    b.submit("AAA", "sell", 100, now_ns=M)
+    (sell,) = b.on_bar("AAA", M, 2 * M, 52.0, 52.5, 51.5, 52.2)
+    # 52 * 0.999 = 51.948; commission 1 + 1 + 0.519480 = 2.51948
+    assert sell.price == pytest.approx(51.948, abs=1e-12) and sell.commission == pytest.approx(
+        2.51948, abs=1e-12
+    )
+    p = b.portfolio
+    realized = round(100 * (51.948 - 50.05) - 2.5005 - 2.51948, 2)  # 184.78
+    assert round(p.realized(), 2) == realized == 184.78
+    assert round(p.cash, 2) == round(100_000 + realized, 2) and round(p.equity(), 2) == round(p.cash, 2)
+
+
+def test_partial_close_and_flip_keep_average_prices():
+    p = Portfolio(cash=0.0)
+    b = Broker(p, Costs())
+    for side, qty, price, now in (
+        ("buy", 10, 100.0, 0),
+        ("buy", 10, 110.0, 1),
+        ("sell", 15, 120.0, 2),
+        ("sell", 10, 90.0, 3),
+    ):
+        b.submit("AAA", side, qty, now_ns=now * M)
+        b.on_bar("AAA", now * M, (now + 1) * M, price, price, price, price)
+    held = p.positions["AAA"]
+    # average 105 on 20; sell 15 at 120 -> +225; sell 10 at 90: close 5 (-75), open short 5 at 90
+    assert held.realized == pytest.approx(150.0) and held.quantity == -5 and held.average_price == 90.0
+
+
+def write_day_bars(root, symbol, day, minutes=390, skip=(), base=100.0):
+    """Bars with open = base + i/10, high = open + .5, low = open - .5, close = open + .05."""
+    start = pd.Timestamp(f"{day} 14:30", tz="UTC")
+    rows = [i for i in range(minutes) if i not in skip]
+    opens = np.array([base + i / 10 for i in rows])
+    return pd.DataFrame(
+        {
+            "ts": [start + pd.Timedelta(minutes=i) for i in rows],
+            "open": opens,
+            "high": opens + 0.5,
+            "low": opens - 0.5,
+            "close": opens + 0.05,
+            "volume": np.full(len(rows), 10.0),
+        }
+    )
+
+
+def make_store(root, frames):
+    for symbol, parts in frames.items():
+        frame = pd.concat(parts)
+        folder = root / "bars" / "interval=1m" / f"symbol={symbol}"
+        folder.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(
+            table.cast(
+                pa.schema(
+                    [
+                        ("ts", pa.timestamp("us", tz="UTC")),
+                        *[(c, pa.float64()) for c in ("open", "high", "low", "close", "volume")],
+                    ]
+                )
+            ),
+            folder / "x.parquet",
+        )
+    return root
+
+
+def toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def scripted(tmp_path, store, orders, symbols=("AAA",), extra="", end="2023-11-24"):
+    body = f'[portfolio]\ncash = 100000\n{extra}\n[[strategies]]\nname = "s"\n'
+    body += 'class = "tests.strategy_fixtures:Scripted"\n[strategies.params]\n'
+    body += f"orders = {toml_value(orders)}\n"
+    config = load_config(
+        write_config(
+            tmp_path / "c.toml",
+            store,
+            symbols=list(symbols),
+            start="2023-11-22",
+            end=end,
+            trailing_days=0,
+            intervals=["1m"],
+            extra=body,
+        )
+    )
+    return SessionCoordinator(config).run()
+
+
+@pytest.fixture
+def store(tmp_path):
+    return make_store(
+        tmp_path / "store",
+        {
+            "AAA": [
+                write_day_bars(None, "AAA", "2023-11-22"),
+                write_day_bars(None, "AAA", "2023-11-24", 210, base=200),
+            ],
+            "BBB": [
+                write_day_bars(None, "BBB", "2023-11-22", skip={5, 6}),
+                write_day_bars(None, "BBB", "2023-11-24", 210, base=300),
+            ],
+        },
+    )
+
+
+def test_run_market_next_open_gap_and_across_the_close(tmp_path, store):
+    orders = [
+        ["2023-11-22 14:35", "AAA", "buy", 100],  # -> bar 14:35, open 100.5
+        ["2023-11-22 14:35", "BBB", "buy", 10],  # BBB has no 14:35 and 14:36 bars -> 14:37, open 100.7
+        ["2023-11-22 21:00", "AAA", "sell", 100],  # at the close -> next session's first bar, open 200.0
+        ["2023-11-22 21:00", "BBB", "sell", 10, {"cancel_at_close": True}],  # cancelled at the close
+    ]
+    result = scripted(tmp_path, store, orders, symbols=("AAA", "BBB"))
+    fills = [
+        (f.symbol, f.side, f.price, pd.Timestamp(f.bar_ns, tz="UTC").strftime("%m-%d %H:%M"))
+        for f in result.ledger.fills
+    ]
+    assert fills == [
+        ("AAA", "buy", 100.5, "11-22 14:35"),
+        ("BBB", "buy", pytest.approx(100.7), "11-22 14:37"),
+        ("AAA", "sell", 200.0, "11-24 14:30"),
+    ]
+    statuses = {o["id"]: o["status"] for o in result.ledger.orders}
+    assert statuses == {1: "filled", 2: "filled", 3: "filled", 4: "cancelled"}
+    p = result.portfolio
+    assert round(p.cash, 2) == round(100_000 - 100 * 100.5 - 10 * 100.7 + 100 * 200.0, 2)
+    # marked at BBB's last close of 11-24: open 300 + 209/10 + .05
+    assert round(p.equity(), 2) == round(p.cash + 10 * (300 + 20.9 + 0.05), 2)
+    assert result.ledger.daily[0][1] == pytest.approx(
+        100_000 - 100 * 100.5 - 10 * 100.7 + 100 * (100 + 38.9 + 0.05) + 10 * (100 + 38.9 + 0.05)
+    )
+
+
+def test_positions_and_cash_cross_days_while_session_data_is_cleared(tmp_path, store):
+    from tests import strategy_fixtures
+
+    strategy_fixtures.SEEN.clear()
+    result = scripted(tmp_path, store, [["2023-11-22 15:00", "AAA", "buy", 100]])
+    ends = strategy_fixtures.SEEN["session_end"]
+    assert [e[2] for e in ends] == [100, 100]  # still held on day 2
+    assert ends[0][1] == ends[1][1] == pytest.approx(100_000 - 100 * (100 + 3.0))
+    assert result.session_data.plan.session.isoformat() == "2023-11-24"
+    assert len(result.session_data["AAA"].bars("1m")) == 210  # only day 2's bars: day 1 was cleared
+
+
+def test_strategy_reading_beyond_the_clock_fails(tmp_path, store, runner):
+    for cls, extra in (
+        ("Peeks", ""),
+        ("PeeksIndicator", '[[indicators]]\nkind = "sma"\ninterval = "5m"\nperiod = 5\n'),
+    ):
+        body = extra + f'[[strategies]]\nname = "p"\nclass = "tests.strategy_fixtures:{cls}"\n'
+        config = write_config(
+            tmp_path / f"{cls}.toml",
+            store,
+            symbols=["AAA"],
+            start="2023-11-22",
+            end="2023-11-22",
+            trailing_days=0,
+            intervals=["1m", "5m"],
+            extra=body,
+        )
+        with pytest.raises(SessionError, match="look-ahead"):
+            SessionCoordinator(load_config(config)).run()
+        result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
+        assert result.exit_code == 5 and "look-ahead" in result.stderr
