@@ -30,7 +30,9 @@ from core.events import (
 from core.snapshot import DaySnapshot, iso
 from core.validation import ValidationReport
 
-stdout = Console(highlight=False, soft_wrap=True)
+# Without a terminal (CI logs, pipes) tables get room instead of the 80-column default.
+_WIDE = None if sys.stdout.isatty() else 140
+stdout = Console(highlight=False, soft_wrap=True, width=_WIDE)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -151,6 +153,48 @@ def _local(ns: int, tz: str) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=ZoneInfo(tz)).strftime("%H:%M")
 
 
+def _orders_and_fills(snapshot: DaySnapshot, symbols: list[str]) -> None:
+    wanted = [o for o in snapshot.orders if not symbols or o["symbol"] in symbols]
+    if wanted:
+        orders = Table(title="orders")
+        for name in ("id", "submitted", "symbol", "side", "qty", "type", "price", "tif", "status", "fill"):
+            orders.add_column(name, justify="right" if name in ("id", "qty", "price", "fill") else "left")
+        for o in wanted:
+            price = o.get("limit") if o["type"] == "limit" else o.get("stop")
+            orders.add_row(
+                str(o["id"]),
+                _local(o["submitted_ns"], snapshot.tz),
+                o["symbol"],
+                o["side"],
+                f"{o['quantity']:g}",
+                o["type"],
+                f"{price:.4f}" if price is not None else "-",
+                o["tif"],
+                o["status"],
+                f"{o['fill_price']:.4f}" if o.get("fill_price") is not None else "-",
+            )
+        stdout.print(orders)
+    fills = [f for f in snapshot.fills if not symbols or f["symbol"] in symbols]
+    if fills:
+        table = Table(title="fills")
+        for name in ("time", "bar", "order", "symbol", "side", "qty", "price", "commission"):
+            table.add_column(
+                name, justify="right" if name in ("qty", "price", "commission", "order") else "left"
+            )
+        for f in fills:
+            table.add_row(
+                _local(f["ts_ns"], snapshot.tz),
+                _local(f["bar_ns"], snapshot.tz),
+                str(f["order_id"]),
+                f["symbol"],
+                f["side"],
+                f"{f['quantity']:g}",
+                f"{f['price']:.4f}",
+                f"{f['commission']:.4f}",
+            )
+        stdout.print(table)
+
+
 def _local_iso(text: str, tz: str) -> str:
     from zoneinfo import ZoneInfo
 
@@ -194,10 +238,12 @@ def validation_report(report: ValidationReport, config_path: str) -> None:
 def run_summary(outcome: Any, symbols: int) -> None:
     result = outcome.result
     days = Table(title=f"run {outcome.run_id}")
-    for name in ("day", "date", "open-close UTC", "clock", "bars", "quality"):
+    trading = any(day.pnl is not None for day in result.days)
+    money = ("P&L", "equity") if trading else ()
+    for name in ("day", "date", "open-close UTC", "clock", "bars", "quality", *money):
         days.add_column(
             name,
-            justify="right" if name in ("bars", "quality") else "left",
+            justify="right" if name in ("bars", "quality", *money) else "left",
             no_wrap=True,
             min_width=len(name),
         )
@@ -210,6 +256,7 @@ def run_summary(outcome: Any, symbols: int) -> None:
             _hhmm(day.clock_ns),
             f"{day.bars:,}",
             f"{day.quality_mean:.3f}" if day.quality_mean is not None else "-",
+            *((f"{day.pnl:,.2f}", f"{day.equity:,.2f}") if trading else ()),
             "; ".join(
                 part
                 for part in (
@@ -315,6 +362,7 @@ def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) 
                 _local_iso(item["clock"], snapshot.tz), item["symbol"], item["source"], item["status"]
             )
         stdout.print(inserted)
+    _orders_and_fills(snapshot, symbols)
     quality = Table(title="data quality (regular hours, base interval)")
     for name in ("symbol", "score", "present/expected", "largest gap", "bad OHLC", "dup", "history"):
         quality.add_column(name, justify="left" if name == "symbol" else "right")

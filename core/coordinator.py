@@ -111,6 +111,7 @@ class SessionCoordinator:
         self.gate = PauseGate(on_change=self._pause_changed)
         # what crosses days: the portfolio and each strategy's state (given when resuming)
         self.portfolio = portfolio or Portfolio(cash=config.portfolio.cash)
+        self._opening_equity = self.portfolio.equity()
         self._strategy_states = strategy_states
 
     # -- for other threads ------------------------------------------------------
@@ -279,9 +280,17 @@ class SessionCoordinator:
             quality_mean=float(np.mean(scores)) if scores else None,
             early_close=plan.early_close,
             dropped=sorted(self.session_data.dropped),
+            **self._day_pnl(),
         )
         self._emit(DayFinished(index, days, result))
         return result
+
+    def _day_pnl(self) -> dict[str, float]:
+        daily = self.strategies.ledger.daily
+        if not self.strategies.active or not daily:
+            return {}
+        before = daily[-2][1] if len(daily) > 1 else self._opening_equity
+        return {"equity": daily[-1][1], "pnl": daily[-1][1] - before}
 
     # -- PHASE 1 ------------------------------------------------------------
     def _teardown(self, plan: SessionPlan, index: int) -> None:

@@ -75,6 +75,8 @@ class DayResult:
     quality_mean: float | None = None
     early_close: bool = False
     dropped: list[str] = field(default_factory=list)
+    equity: float | None = None  # at the close, when strategies trade
+    pnl: float | None = None  # equity change over the day (from the previous close or the start)
 
 
 @dataclass(frozen=True, slots=True)

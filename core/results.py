@@ -167,6 +167,8 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
             "quality_mean": pa.array([d.quality_mean for d in record.days], pa.float64()),
             "phase_seconds_json": pa.array([json.dumps(d.phase_seconds) for d in record.days]),
             "dropped_json": pa.array([json.dumps(d.dropped) for d in record.days]),
+            "equity": pa.array([d.equity for d in record.days], pa.float64()),
+            "pnl": pa.array([d.pnl for d in record.days], pa.float64()),
         }
     )
     con.register("days_in", days)
@@ -175,10 +177,10 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
         """CREATE TABLE last_day (date DATE, exchange VARCHAR, tz VARCHAR, market_open_ns BIGINT,
            market_close_ns BIGINT, clock_ns BIGINT, session_active BOOLEAN,
            symbols_json VARCHAR, intervals_json VARCHAR, indicators_json VARCHAR, scans_json VARCHAR,
-           insertions_json VARCHAR, pauses_json VARCHAR)"""
+           insertions_json VARCHAR, pauses_json VARCHAR, orders_json VARCHAR, fills_json VARCHAR)"""
     )
     con.execute(
-        "INSERT INTO last_day VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO last_day VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             snap.date,
             snap.exchange,
@@ -193,6 +195,8 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
             json.dumps(snap.scans),
             json.dumps(snap.insertions),
             json.dumps(snap.pauses),
+            json.dumps(snap.orders),
+            json.dumps(snap.fills),
         ],
     )
     con.register("bars_in", _bars_table(snap))
@@ -374,7 +378,8 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
     run_id, _, config_json, base, derived = con.execute("SELECT * FROM run").fetchone()  # type: ignore[misc]
     day_rows = con.execute(
         """SELECT date, market_open_ns, market_close_ns, clock_ns, bars, symbols,
-           phase_seconds_json, quality_mean, early_close, dropped_json FROM days ORDER BY day_index"""
+           phase_seconds_json, quality_mean, early_close, dropped_json, equity, pnl
+           FROM days ORDER BY day_index"""
     ).fetchall()
     days = [
         DayResult(
@@ -388,13 +393,18 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
             quality_mean=row[7],
             early_close=row[8],
             dropped=json.loads(row[9]),
+            equity=row[10],
+            pnl=row[11],
         )
         for row in day_rows
     ]
     record = RunRecord(run_id, config_json, base, json.loads(derived), days)
     meta = con.execute("SELECT * FROM last_day").fetchone()
     assert meta is not None
-    date, exchange, tz, open_ns, close_ns, clock_ns, active, syms, ivs, keys, scans, inserts, pauses = meta
+    date, exchange, tz, open_ns, close_ns, clock_ns, active, syms, ivs, keys, scans, inserts, pauses = meta[
+        :13
+    ]
+    orders, fills = meta[13:15]
     snapshot = DaySnapshot(
         run_id=run_id,
         date=date if isinstance(date, dt.date) else dt.date.fromisoformat(str(date)),
@@ -410,6 +420,8 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
         scans=json.loads(scans),
         insertions=json.loads(inserts),
         pauses=json.loads(pauses),
+        orders=json.loads(orders),
+        fills=json.loads(fills),
     )
     cols = con.execute(
         """SELECT symbol, interval, ts_ns, open, high, low, close, volume, partial

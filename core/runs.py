@@ -96,7 +96,7 @@ def capture(run_id: str, result: RunResult) -> DaySnapshot:
     """The last day of ``result`` as a snapshot, with its scans, insertions and pauses."""
     assert result.session_data is not None and result.clock is not None
     log = result.last_day
-    return DaySnapshot.capture(
+    snapshot = DaySnapshot.capture(
         run_id,
         result.session_data,
         result.clock.now_ns,
@@ -104,3 +104,9 @@ def capture(run_id: str, result: RunResult) -> DaySnapshot:
         insertions=log.insertions if log else [],
         pauses=log.pauses if log else [],
     )
+    if result.ledger is not None:
+        day = snapshot.date.isoformat()
+        snapshot.orders = [o for o in result.ledger.orders if o.get("date") == day]
+        start, end = snapshot.market_open_ns, snapshot.clock_ns
+        snapshot.fills = [f.as_dict() for f in result.ledger.fills if start <= f.ts_ns <= end]
+    return snapshot

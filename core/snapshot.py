@@ -41,6 +41,8 @@ class DaySnapshot:
     scans: list[dict[str, Any]] = field(default_factory=list)
     insertions: list[dict[str, Any]] = field(default_factory=list)
     pauses: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def capture(
@@ -119,12 +121,28 @@ class DaySnapshot:
             "scans": list(self.scans),
             "insertions": list(self.insertions),
             "pauses": list(self.pauses),
+            "orders": [_order_record(o) for o in self.orders],
+            "fills": [_fill_record(f) for f in self.fills],
         }
 
 
 def iso(ns: int) -> str:
     """ISO-8601 with offset, UTC."""
     return iso_many(np.array([ns], dtype=np.int64))[0]
+
+
+def _order_record(order: dict[str, Any]) -> dict[str, Any]:
+    record = {k: v for k, v in order.items() if k not in ("submitted_ns", "filled_ns", "date")}
+    record["submitted"] = iso(order["submitted_ns"])
+    record["filled"] = iso(order["filled_ns"]) if order.get("filled_ns") is not None else None
+    return record
+
+
+def _fill_record(fill: dict[str, Any]) -> dict[str, Any]:
+    record = {k: v for k, v in fill.items() if k not in ("ts_ns", "bar_ns")}
+    record["time"] = iso(fill["ts_ns"])
+    record["bar"] = iso(fill["bar_ns"])
+    return record
 
 
 def iso_many(ns: np.ndarray) -> list[str]:
