@@ -62,7 +62,7 @@ class Order:
     tag: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _ORDER_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,11 @@ class Fill:
     bar_ns: int  # start of the bar it filled on
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _FILL_FIELDS}
+
+
+_ORDER_FIELDS = tuple(Order.__dataclass_fields__)
+_FILL_FIELDS = tuple(Fill.__dataclass_fields__)
 
 
 @dataclass(slots=True)
@@ -223,8 +227,9 @@ class Broker:
     ) -> list[Fill]:
         """A bar of ``symbol`` has ended: fill what it triggers, then mark the position."""
         filled = []
-        for order in list(self.portfolio.open_orders):
-            if order.symbol != symbol or start_ns < order.submitted_ns:
+        mine = [o for o in self.portfolio.open_orders if o.symbol == symbol]
+        for order in mine:
+            if start_ns < order.submitted_ns:
                 continue
             price = self._trigger(order, o, h, low)
             if price is None:

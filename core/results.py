@@ -217,8 +217,8 @@ def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
     orders = ledger.orders if ledger else []
     fills = [f.as_dict() for f in ledger.fills] if ledger else []
     tables = {
-        "orders": pa.Table.from_pylist(orders, schema=_ORDER_SCHEMA),
-        "fills": pa.Table.from_pylist(fills, schema=_FILL_SCHEMA),
+        "orders": _columns(orders, _ORDER_SCHEMA),
+        "fills": _columns(fills, _FILL_SCHEMA),
         "equity": pa.table(
             {
                 "ts_ns": pa.array(ledger.curve_ns if ledger else [], pa.int64()),
@@ -246,6 +246,14 @@ def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
             json.dumps(portfolio.to_json()) if portfolio is not None else None,
             json.dumps(getattr(events, "strategy_states", {}) or {}),
         ],
+    )
+
+
+def _columns(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """A table from row dicts, built column by column (much faster than from_pylist)."""
+    return pa.table(
+        {field.name: pa.array([row.get(field.name) for row in rows], field.type) for field in schema},
+        schema=schema,
     )
 
 

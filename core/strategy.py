@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -62,23 +63,45 @@ class Bar(NamedTuple):
 
 
 class Batch:
-    """The bars of one interval that ended at one clock time, one per symbol, as arrays."""
+    """The bars of one interval that ended at one clock time, one per symbol, as arrays.
+
+    ``columns`` are the symbols' columns in SessionData; the price arrays and the
+    symbol names are gathered on first use (most strategies read only a few).
+    """
 
     def __init__(self, data: SessionData, block: BarBlock, row: int, now_ns: int) -> None:
-        present = block.present[row]
-        self.columns = np.flatnonzero(present)
-        all_symbols = data.symbols
-        self.symbols = [all_symbols[j] for j in self.columns.tolist()]
+        self.columns = np.flatnonzero(block.present[row])
         self.ts_ns = int(block.starts[row])
         self.now_ns = now_ns
         self.interval = block.interval.label
-        self.open = block.open[row, self.columns]
-        self.high = block.high[row, self.columns]
-        self.low = block.low[row, self.columns]
-        self.close = block.close[row, self.columns]
-        self.volume = block.volume[row, self.columns]
         self._data = data
+        self._block = block
         self._row = row
+
+    @cached_property
+    def symbols(self) -> list[str]:
+        names = self._data.symbols
+        return [names[j] for j in self.columns.tolist()]
+
+    @cached_property
+    def open(self) -> np.ndarray:
+        return self._block.open[self._row, self.columns]
+
+    @cached_property
+    def high(self) -> np.ndarray:
+        return self._block.high[self._row, self.columns]
+
+    @cached_property
+    def low(self) -> np.ndarray:
+        return self._block.low[self._row, self.columns]
+
+    @cached_property
+    def close(self) -> np.ndarray:
+        return self._block.close[self._row, self.columns]
+
+    @cached_property
+    def volume(self) -> np.ndarray:
+        return self._block.volume[self._row, self.columns]
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -287,10 +310,12 @@ class StrategyManager(Component):
 
     def _reset(self) -> None:
         self._strategies: list[Strategy] = []
+        self._wants_derived = False
         self.broker: Broker | None = None
         self._ctx: StrategyContext | None = None
         self._positions = np.zeros(0)
-        self._marks = np.zeros(0)
+        self._marks = np.zeros(0)  # last close per column; 0 until a bar is seen (no position then)
+        self._outside = 0.0
 
     def _on_teardown(self) -> None:
         self._reset()
@@ -301,6 +326,9 @@ class StrategyManager(Component):
         self.broker = Broker(self.portfolio, self._costs)
         self.broker.orders.extend(self.portfolio.open_orders)  # carried GTC / market orders
         self._strategies = [cls(name, params, self.states[name]) for name, cls, params in self._classes]
+        self._wants_derived = any(
+            type(s).on_derived_bars is not Strategy.on_derived_bars for s in self._strategies
+        )
         self._ctx = StrategyContext(self._data, self._clock, self.broker, {})
         self._sync_columns()
         for strategy in self._strategies:
@@ -308,9 +336,15 @@ class StrategyManager(Component):
             strategy.on_session_start(self._ctx)
 
     def _sync_columns(self) -> None:
+        """Positions and marks of the session's columns; positions outside it are valued once."""
         symbols = self._data.symbols
         self._positions = np.array([self.portfolio.position(s) for s in symbols], dtype=np.float64)
-        self._marks = np.array([self.portfolio.marks.get(s, np.nan) for s in symbols], dtype=np.float64)
+        self._marks = np.array([self.portfolio.marks.get(s, 0.0) for s in symbols], dtype=np.float64)
+        self._outside = sum(
+            p.quantity * self.portfolio.marks.get(s, p.average_price)
+            for s, p in self.portfolio.positions.items()
+            if p.quantity and s not in self._data
+        )
 
     def on_symbol_added(self, symbol: str) -> None:
         if self._classes:
@@ -337,6 +371,8 @@ class StrategyManager(Component):
                 for strategy in self._strategies:
                     self._ctx.state = strategy.state
                     strategy.on_bars(self._ctx, batch)
+        if not self._wants_derived:
+            return
         for derived_block, derived_rows in derived:
             for row in derived_rows:
                 if derived_block.present[row].any():
@@ -347,16 +383,16 @@ class StrategyManager(Component):
 
     def _fill_orders(self, block: BarBlock, row: int, present: np.ndarray) -> None:
         assert self.broker is not None
-        symbols = self._data.symbols
+        data = self._data
         start, end = int(block.starts[row]), int(block.ends[row])
         for symbol in {o.symbol for o in self.portfolio.open_orders}:
-            if symbol not in self._data:
+            if symbol not in data:
                 continue
-            j = self._data.column_of(symbol)
+            j = data.column_of(symbol)
             if not present[j]:
                 continue  # no bar, no fill: never a stale price after a gap
             fills = self.broker.on_bar(
-                symbols[j],
+                symbol,
                 start,
                 end,
                 block.open[row, j],
@@ -368,18 +404,12 @@ class StrategyManager(Component):
                 self._positions[j] = self.portfolio.position(symbol)
 
     def _record(self, now_ns: int) -> None:
-        held = self._positions != 0
-        marked = np.where(held, self._positions * np.nan_to_num(self._marks), 0.0).sum()
-        outside = sum(
-            p.quantity * self.portfolio.marks.get(s, p.average_price)
-            for s, p in self.portfolio.positions.items()
-            if p.quantity and s not in self._data
-        )
+        marked = float(self._positions @ self._marks)
         ledger = self.ledger
         ledger.curve_ns.append(now_ns)
         ledger.curve_cash.append(self.portfolio.cash)
-        ledger.curve_equity.append(float(self.portfolio.cash + float(marked) + outside))
-        ledger.curve_exposed.append(bool(held.any()) or bool(outside))
+        ledger.curve_equity.append(self.portfolio.cash + marked + self._outside)
+        ledger.curve_exposed.append(bool(self._positions.any()) or self._outside != 0.0)
 
     def notify(self, method: str, record: dict[str, Any]) -> None:
         """on_scan / on_insertion to every strategy."""
@@ -393,7 +423,7 @@ class StrategyManager(Component):
         if not self._strategies or self.broker is None or self._ctx is None:
             return
         for j, symbol in enumerate(self._data.symbols):
-            if not np.isnan(self._marks[j]):
+            if self._marks[j] > 0:
                 self.portfolio.marks[symbol] = float(self._marks[j])
         self.broker.close_session(self._clock.now_ns, self._flat)
         self._sync_columns()

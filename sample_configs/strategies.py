@@ -23,15 +23,33 @@ class SmaCross(Strategy):
     params: fast ("sma_10@1m"), slow ("sma_30@1m"), quantity (100), threshold (1e-6)
     """
 
+    def on_session_start(self, ctx: StrategyContext) -> None:
+        # the regime lives in an array during the day (one slot per session symbol) ...
+        regime = self.state.setdefault("regime", {})
+        self._symbols = list(ctx.symbols)
+        self._regime = np.array([regime.get(s, 0) for s in self._symbols], dtype=np.int8)
+
+    def on_insertion(self, ctx: StrategyContext, record: dict) -> None:
+        self._save()
+        self.on_session_start(ctx)
+
+    def on_session_end(self, ctx: StrategyContext) -> None:
+        self._save()  # ... and in self.state (plain ints) between days
+
+    def _save(self) -> None:
+        self.state["regime"].update(zip(self._symbols, self._regime.tolist(), strict=True))
+
     def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
         fast = batch.indicator(self.params.get("fast", "sma_10@1m"))
         slow = batch.indicator(self.params.get("slow", "sma_30@1m"))
         threshold = float(self.params.get("threshold", 1e-6))
-        regime = self.state.setdefault("regime", {})
-        old = np.array([regime.get(s, 0) for s in batch.symbols], dtype=np.int8)
+        old = self._regime[batch.columns]
         diff = fast - slow
         new = np.where(diff > threshold, 1, np.where(diff < -threshold, -1, old)).astype(np.int8)
         changed = np.flatnonzero(new != old)
+        if not changed.size:
+            return
+        self._regime[batch.columns] = new
         quantity = float(self.params.get("quantity", 100))
         for j in changed.tolist():
             symbol = batch.symbols[j]
@@ -40,7 +58,6 @@ class SmaCross(Strategy):
                 ctx.buy(symbol, quantity)
             elif old[j] == 1 and new[j] == -1 and held > 0:
                 ctx.sell(symbol, held)
-            regime[symbol] = int(new[j])
 
 
 class OpeningRangeBreakout(Strategy):
