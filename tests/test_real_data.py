@@ -112,3 +112,25 @@ def test_dst_opens(tmp_path, real_store):
         pd.Timestamp("2023-11-06 14:30", tz="UTC"),
     ]
     assert [d.bars for d in result.days] == [780, 780]
+
+
+@pytest.mark.parametrize("day", ["2023-11-24", "2023-11-03", "2023-11-06", "2023-11-22"])
+def test_derived_bars_on_real_data_equal_pandas_resample(tmp_path, real_store, day):
+    """Derived 5m/15m/1h of the real bars (FXY's gaps included) against a resample from the open."""
+    import numpy as np
+
+    from tests.test_derived_bars import reference
+
+    config = load_config(write_config(tmp_path / "c.toml", real_store, symbols=TICKERS, start=day, end=day,
+                                      trailing_days=0, intervals=["1m", "5m", "15m", "1h"]))
+    data = SessionCoordinator(config).run().session_data
+    plan = data.plan
+    for symbol in TICKERS:
+        base = data[symbol].bars("1m")
+        for label, rule in (("5m", "5min"), ("15m", "15min"), ("1h", "60min")):
+            want = reference(base, plan.market_open, plan.market_close, rule)
+            got = data[symbol].bars(label)
+            np.testing.assert_array_equal(got.ts, want.index.as_unit("ns").asi8)
+            for column in ("open", "high", "low", "close", "volume"):
+                np.testing.assert_array_equal(getattr(got, column), want[column].to_numpy())
+            np.testing.assert_array_equal(got.partial, want["partial"].to_numpy())
