@@ -81,6 +81,7 @@ def validate(config: SessionConfig, days_limit: int | None = None) -> Validation
         return report
     report.calendar = calendar
     report.sessions = _sessions(config, calendar, days_limit, report)
+    _check_classes(config, report)
     store = ParquetStore(Path(config.data.dir))
     try:
         _check_store(config, store, report)
@@ -133,6 +134,24 @@ def _sessions(
             )
         )
     return sessions
+
+
+def _check_classes(config: SessionConfig, report: ValidationReport) -> None:
+    """Custom scanner and strategy classes must load (imports only; nothing is registered)."""
+    from core.scanners import Scanner, load_class
+    from core.strategy import Strategy
+
+    tables: list[tuple[str, str | None, type]] = [
+        *((f"scanners[{n}].class", s.class_, Scanner) for n, s in enumerate(config.scanners)),
+        *((f"strategies[{n}].class", s.class_, Strategy) for n, s in enumerate(config.strategies)),
+    ]
+    for where, reference, base in tables:
+        if reference is None:
+            continue
+        try:
+            load_class(reference, Path.cwd(), where, base)
+        except ConfigError as exc:
+            report.errors.append(Problem(exc.message, where=where, hint=exc.hint))
 
 
 def choose_base_interval(

@@ -306,3 +306,11 @@ top = 3
     assert [m["symbol"] for m in matches] == sorted(want, key=lambda s: -want[s])
     for m in matches:
         assert m["score"] == pytest.approx(want[m["symbol"]], rel=1e-12)
+
+
+def test_validate_reports_a_class_that_does_not_load(tmp_path, sample_dir, runner):
+    extra = '[[strategies]]\nname = "x"\nclass = "tests.strategy_fixtures:Nope"\n'
+    config = write_config(tmp_path / "c.toml", sample_dir, symbols=["MSFT"], start=DAY, end=DAY, extra=extra)
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 3
+    assert "strategies[0].class" in result.stderr and "Nope" in result.stderr
