@@ -198,6 +198,9 @@ def run(
         )
     result = outcome.result
     streaming = sum(d.phase_seconds.get("streaming", 0.0) for d in result.days)
+    from core.runs import statistics_of
+
+    statistics = statistics_of(result)
     if json_out:
         render.print_json(
             {
@@ -215,9 +218,11 @@ def run(
                         "symbols": d.symbols,
                         "quality": d.quality_mean,
                         "phase_seconds": d.phase_seconds,
+                        **({"pnl": d.pnl, "equity": d.equity} if d.pnl is not None else {}),
                     }
                     for d in result.days
                 ],
+                "statistics": statistics.as_dict() if statistics is not None else None,
                 "totals": {
                     "days": len(result.days),
                     "symbols": len(result.report.symbols),
@@ -231,6 +236,8 @@ def run(
         )
     else:
         render.run_summary(outcome, len(result.report.symbols))
+        if statistics is not None:
+            render.statistics_table(statistics)
     return 0
 
 
@@ -537,6 +544,53 @@ def data_info(data_dir: DataDirOpt = None, json_out: JsonOpt = False) -> int:
     for s in series:
         table.add_row(s.interval, s.symbol, str(s.files), f"{s.rows:,}", str(s.first), str(s.last))
     render.stdout.print(table)
+    return 0
+
+
+@app.command()
+@handled
+def report(
+    run_ref: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN]", help="A run id or results file; default: the latest run.", show_default=False
+        ),
+    ] = None,
+    results_dir: ResultsDirOpt = None,
+    html_out: Annotated[
+        Path | None,
+        typer.Option("--html", help="Where the HTML report goes (default: RESULTS_DIR/<run_id>.html)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Print a run's statistics and write a self-contained HTML report.
+
+    Statistics: return, max drawdown, Sharpe on daily returns, trades, win rate,
+    exposure. The HTML file (no network needed to open it) has the equity curve,
+    the drawdown, the daily P&L and the trades.
+    """
+    from core.html_report import render_html
+    from core.runs import load_report
+
+    loaded = load_report(_results_dir(results_dir), run_ref)
+    target = html_out or loaded.path.with_suffix(".html")
+    document = render_html(
+        f"backtest run {loaded.run_id}",
+        loaded.statistics,
+        loaded.curve_ns,
+        loaded.curve_equity,
+        loaded.trades,
+        loaded.daily,
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(document, encoding="utf-8")
+    tmp.replace(target)
+    if json_out:
+        render.print_json({"run_id": loaded.run_id, "html": str(target), **loaded.statistics.as_dict()})
+    else:
+        render.statistics_table(loaded.statistics)
+        render.stderr.print(f"report written to {target}", markup=False, highlight=False)
     return 0
 
 

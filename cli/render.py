@@ -287,6 +287,31 @@ def run_summary(outcome: Any, symbols: int) -> None:
     stdout.print(summary)
 
 
+def statistics_table(stats: Any) -> None:
+    """The final statistics of a run with strategies."""
+    table = Table(title="statistics", show_header=False)
+    table.add_column("figure", no_wrap=True)
+    table.add_column("value", justify="right")
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.2f} %"
+
+    rows = [
+        ("initial equity", f"{stats.initial_cash:,.2f}"),
+        ("final equity", f"{stats.final_equity:,.2f}"),
+        ("return", pct(stats.total_return)),
+        ("max drawdown", pct(stats.max_drawdown)),
+        ("Sharpe (daily returns, annualised)", "-" if stats.sharpe is None else f"{stats.sharpe:.2f}"),
+        ("trades (round trips)", str(stats.trades)),
+        ("win rate", pct(stats.win_rate)),
+        ("profit factor", "-" if stats.profit_factor is None else f"{stats.profit_factor:.2f}"),
+        ("exposure", pct(stats.exposure)),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    stdout.print(table)
+
+
 def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) -> None:
     """Rich tables of one day: per symbol, bars per interval, first/last bar, quality."""
     head = (

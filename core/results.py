@@ -120,6 +120,30 @@ class ResultsStore:
         portfolio, states = row[0] if row else (None, "{}")
         return (json.loads(portfolio) if portfolio else None), json.loads(states or "{}")
 
+    def ledger_tables(self, path: Path) -> dict[str, Any]:
+        """Equity curve, daily equity and round trips stored by a run."""
+        from core.stats import round_trips
+
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            curve = con.execute("SELECT ts_ns, equity, exposed FROM equity ORDER BY seq").fetchnumpy()
+            daily = con.execute("SELECT date, equity FROM daily_equity ORDER BY date").fetchall()
+            fills = con.execute(
+                "SELECT symbol, side, quantity, price, commission, ts_ns FROM fills ORDER BY ts_ns, order_id"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise ResultsError(f"results file has no ledger: {exc}", where=str(path)) from exc
+        finally:
+            con.close()
+        names = ("symbol", "side", "quantity", "price", "commission", "ts_ns")
+        return {
+            "curve_ns": curve["ts_ns"].astype(np.int64),
+            "curve_equity": curve["equity"].astype(np.float64),
+            "curve_exposed": curve["exposed"].astype(bool),
+            "daily": daily,
+            "trades": round_trips(dict(zip(names, row, strict=True)) for row in fills),
+        }
+
     def read(self, path: Path | None = None) -> tuple[RunRecord, DaySnapshot]:
         """The run record and last-day snapshot of ``path`` (default: latest)."""
         path = path or self.latest()
@@ -221,6 +245,7 @@ def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
         "fills": _columns(fills, _FILL_SCHEMA),
         "equity": pa.table(
             {
+                "seq": pa.array(range(len(ledger.curve_ns)) if ledger else [], pa.int64()),
                 "ts_ns": pa.array(ledger.curve_ns if ledger else [], pa.int64()),
                 "equity": pa.array(ledger.curve_equity if ledger else [], pa.float64()),
                 "cash": pa.array(ledger.curve_cash if ledger else [], pa.float64()),

@@ -10,13 +10,16 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from core.broker import Portfolio
 from core.config import SessionConfig, config_from_json
 from core.coordinator import RunResult, SessionCoordinator
-from core.errors import ConfigError
+from core.errors import ConfigError, ResultsError
 from core.events import EventHandler
 from core.results import ResultsStore, RunRecord
 from core.snapshot import DaySnapshot
+from core.stats import Statistics, Trade, compute_statistics, round_trips
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +113,66 @@ def capture(run_id: str, result: RunResult) -> DaySnapshot:
         start, end = snapshot.market_open_ns, snapshot.clock_ns
         snapshot.fills = [f.as_dict() for f in result.ledger.fills if start <= f.ts_ns <= end]
     return snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """What `backtest report` shows: statistics, round trips, daily P&L and the equity curve."""
+
+    run_id: str
+    path: Path
+    statistics: Statistics
+    trades: list[Trade]
+    daily: list[tuple[dt.date, float, float]]  # date, P&L, equity at the close
+    curve_ns: np.ndarray
+    curve_equity: np.ndarray
+
+
+def statistics_of(result: RunResult) -> Statistics | None:
+    """The statistics of an in-memory run with strategies (None without)."""
+    ledger = result.ledger
+    if ledger is None or not ledger.daily:
+        return None
+    first = result.days[0]
+    opening = (first.equity or 0.0) - (first.pnl or 0.0)
+    return compute_statistics(
+        opening,
+        ledger.daily,
+        np.asarray(ledger.curve_ns),
+        np.asarray(ledger.curve_equity),
+        np.asarray(ledger.curve_exposed),
+        round_trips(ledger.fills),
+    )
+
+
+def load_report(results_dir: Path, run: str | None = None) -> RunReport:
+    """The report of a stored run: ``run`` is a run id, a results file, or None for the latest."""
+    store = ResultsStore(results_dir)
+    if run is None:
+        path = store.latest()
+    elif Path(run).suffix == ".duckdb" or Path(run).exists():
+        path = Path(run)
+    else:
+        path = store.path_of(run)
+    if not path.exists():
+        raise ResultsError(
+            "no such run", where=str(path), hint="give a run id from `backtest run` or a .duckdb file"
+        )
+    record, _ = store.read(path)
+    tables = store.ledger_tables(path)
+    days = record.days
+    if not tables["daily"]:
+        raise ResultsError(
+            "this run traded nothing: it has no strategies",
+            where=str(path),
+            hint="add [[strategies]] to the config",
+        )
+    opening = (days[0].equity or 0.0) - (days[0].pnl or 0.0)
+    daily = [(d, e) for d, e in tables["daily"]]
+    stats = compute_statistics(
+        opening, daily, tables["curve_ns"], tables["curve_equity"], tables["curve_exposed"], tables["trades"]
+    )
+    pnl = [(d.session, d.pnl or 0.0, d.equity or 0.0) for d in days]
+    return RunReport(
+        record.run_id, path, stats, tables["trades"], pnl, tables["curve_ns"], tables["curve_equity"]
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,7 +88,7 @@ def _ledger(path):
     try:
         fills = con.execute("SELECT * FROM fills ORDER BY ts_ns, order_id").fetchall()
         daily = con.execute("SELECT * FROM daily_equity ORDER BY date").fetchall()
-        equity = con.execute("SELECT ts_ns, equity, cash, exposed FROM equity ORDER BY ts_ns").fetchall()
+        equity = con.execute("SELECT ts_ns, equity, cash, exposed FROM equity ORDER BY seq").fetchall()
         carry = con.execute("SELECT * FROM carry").fetchall()
     finally:
         con.close()
@@ -115,3 +116,32 @@ def test_split_run_equals_whole_run(tmp_path, sample_dir, runner):
     assert w_daily == f_daily + s_daily
     assert w_equity == f_equity + s_equity
     assert w_carry == s_carry  # same final portfolio and strategy state
+
+
+def test_report_command_prints_statistics_and_writes_html(tmp_path, sample_dir, runner):
+    config = _sma_config(tmp_path, sample_dir, "rep", "2023-11-20", "2023-11-24")
+    run = runner.invoke(app, ["run", str(config), "--json", "--results-dir", str(tmp_path / "r")])
+    assert run.exit_code == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["statistics"]["trades"] >= 1 and all("pnl" in day for day in doc["days"])
+    # the daily P&L adds up to the change in equity
+    assert sum(day["pnl"] for day in doc["days"]) == pytest.approx(doc["days"][-1]["equity"] - 100_000.0)
+    report = runner.invoke(app, ["report", "--results-dir", str(tmp_path / "r"), "--json"])
+    assert report.exit_code == 0, report.stderr
+    stats = json.loads(report.stdout)
+    assert stats["final_equity"] == pytest.approx(doc["statistics"]["final_equity"])
+    assert stats["trades"] == doc["statistics"]["trades"]
+    html = (tmp_path / "r" / f"{doc['run_id']}.html").read_text()
+    assert 'id="equity-chart"' in html and 'id="drawdown-chart"' in html
+    human = runner.invoke(app, ["report", doc["run_id"], "--results-dir", str(tmp_path / "r")])
+    assert human.exit_code == 0 and "max drawdown" in human.stdout
+    inspect = runner.invoke(app, ["inspect", "last-day", "--json", "--results-dir", str(tmp_path / "r")])
+    day = json.loads(inspect.stdout)
+    assert isinstance(day["orders"], list) and isinstance(day["fills"], list)
+
+
+def test_report_without_strategies_says_so(tmp_path, sample_dir, runner):
+    config = write_config(tmp_path / "c.toml", sample_dir, symbols=["MSFT"], start="2023-11-22", end="2023-11-22")
+    assert runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")]).exit_code == 0
+    report = runner.invoke(app, ["report", "--results-dir", str(tmp_path / "r")])
+    assert report.exit_code == 5 and "no strategies" in report.stderr
