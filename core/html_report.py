@@ -108,7 +108,8 @@ def _chart(element_id: str, ns: np.ndarray, values: np.ndarray, label: str, colo
         f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#8c959f"/>'
         f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#8c959f"/>'
         f'<text x="{PAD}" y="{HEIGHT - 12}" font-size="11">{_e(_when(int(xs[0])))}</text>'
-        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 12}" font-size="11" text-anchor="end">{_e(_when(int(xs[-1])))}</text>'
+        f'<text x="{WIDTH - PAD}" y="{HEIGHT - 12}" font-size="11" text-anchor="end">'
+        f"{_e(_when(int(xs[-1])))}</text>"
         f'<text x="4" y="{PAD}" font-size="11">{hi:,.2f}</text>'
         f'<text x="4" y="{HEIGHT - PAD}" font-size="11">{lo:,.2f}</text>'
         f'<text x="{WIDTH / 2:.0f}" y="16" font-size="12" text-anchor="middle">{_e(label)}</text>'

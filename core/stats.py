@@ -115,9 +115,9 @@ def round_trips(fills: Iterable[Any]) -> list[Trade]:
     open_trips: dict[str, dict[str, Any]] = {}
     trades: list[Trade] = []
     for fill in fills:
-        get = fill.get if isinstance(fill, dict) else fill.__getattribute__
-        symbol, side, quantity = get("symbol"), get("side"), float(get("quantity"))
-        price, commission, ts = float(get("price")), float(get("commission")), int(get("ts_ns"))
+        row: dict[str, Any] = fill if isinstance(fill, dict) else {n: getattr(fill, n) for n in _FILL_KEYS}
+        symbol, side, quantity = str(row["symbol"]), str(row["side"]), float(row["quantity"])
+        price, commission, ts = float(row["price"]), float(row["commission"]), int(row["ts_ns"])
         signed = quantity if side == "buy" else -quantity
         while signed:
             trip = open_trips.get(symbol)
@@ -133,6 +133,9 @@ def round_trips(fills: Iterable[Any]) -> list[Trade]:
                 trades.append(_close(symbol, trip))
                 del open_trips[symbol]
     return trades
+
+
+_FILL_KEYS = ("symbol", "side", "quantity", "price", "commission", "ts_ns")
 
 
 def _new_trip(ts: int, signed: float) -> dict[str, Any]:
