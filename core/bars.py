@@ -85,11 +85,15 @@ class BarBlock:
         lo = self.filled
         if upto <= lo:
             return 0
-        for name in FIELDS:
-            getattr(self, name)[lo:upto] = getattr(source, name)[lo:upto]
-        self.present[lo:upto] = source.present[lo:upto]
+        self.open[lo:upto] = source.open[lo:upto]
+        self.high[lo:upto] = source.high[lo:upto]
+        self.low[lo:upto] = source.low[lo:upto]
+        self.close[lo:upto] = source.close[lo:upto]
+        self.volume[lo:upto] = source.volume[lo:upto]
+        present = source.present[lo:upto]
+        self.present[lo:upto] = present
         self.filled = upto
-        return int(np.count_nonzero(self.present[lo:upto]))
+        return int(present.sum())
 
     def aggregate_into(self, target: BarBlock, row: int, lo: int, hi: int) -> None:
         """Write the aggregate of this block's rows ``[lo, hi)`` as ``target`` row ``row``."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calendars import Interval, SessionPlan
-from core.bars import BarBlock, derive_block, session_grid, window_rows
+from core.bars import BarBlock, derive_block, session_grid
 from core.errors import LifecycleError
 from core.indicators import IndicatorDef, SymbolInputs, compute_day, symbol_inputs
 from core.session_data import QualityRecord, SessionData
@@ -92,12 +92,14 @@ class StreamQueues:
         self.base: BarBlock | None = None
         self.plan: SessionPlan | None = None
         self.universe: UniverseData | None = None  # what scanners read (core.scanners)
+        self.derived: dict[str, BarBlock] = {}  # the day's derived bars, built from the base queue
 
     def load(self, plan: SessionPlan, base: BarBlock, universe: UniverseData | None = None) -> None:
         self.plan, self.base, self.universe = plan, base, universe
 
     def clear(self) -> None:
         self.plan = self.base = self.universe = None
+        self.derived = {}
 
 
 class DataProcessor(Component):
@@ -129,8 +131,9 @@ class DataProcessor(Component):
     def _reset(self) -> None:
         self._queue: BarBlock | None = None
         self._target: BarBlock | None = None
-        self._windows: list[tuple[BarBlock, np.ndarray, np.ndarray]] = []
+        self._windows: list[tuple[BarBlock, BarBlock]] = []  # (SessionData block, the day's bars)
         self.delivered = 0
+        self._next_window_end = _NEVER
         self.last_rows: range = range(0)  # base rows revealed by the last on_clock
         self.last_derived: list[tuple[BarBlock, range]] = []  # derived rows it completed
 
@@ -145,21 +148,28 @@ class DataProcessor(Component):
         self._target = BarBlock.empty(self._base, queue.starts, queue.ends, queue.width)
         self._data.attach_bars(self._target)
         for interval in self._derived:
+            # derived from the base queue in one vectorised pass (the same aggregation as
+            # window by window), then revealed row by row as the clock reaches each end
             starts, ends = session_grid(plan, interval, self._extended)
+            day = derive_block(queue, interval, starts, ends)
+            self._queues.derived[interval.label] = day
             block = BarBlock.empty(interval, starts, ends, queue.width)
-            lo, hi = window_rows(self._target, starts, ends)
             self._data.attach_bars(block)
-            self._windows.append((block, lo, hi))
+            self._windows.append((block, day))
+        self._next_window_end = min((int(b.ends[0]) for b, _ in self._windows if b.rows), default=_NEVER)
 
     def on_symbol_added(self, symbol: str) -> None:
         """Fill the new column up to the clock, derived bars included, as if it had been there."""
         assert self._queue is not None and self._target is not None
         upto, j = self._target.filled, self._data.column_of(symbol)
-        for name in ("open", "high", "low", "close", "volume", "present"):
+        names = ("open", "high", "low", "close", "volume", "present")
+        for name in names:
             getattr(self._target, name)[:upto, j] = getattr(self._queue, name)[:upto, j]
-        for block, lo, hi in self._windows:
-            for row in range(block.filled):
-                self._target.aggregate_into(block, row, int(lo[row]), int(hi[row]))
+        for block, day in self._windows:
+            wider = derive_block(self._queue, block.interval, day.starts, day.ends)
+            for name in names:
+                setattr(day, name, getattr(wider, name))
+                getattr(block, name)[: block.filled, j] = getattr(day, name)[: block.filled, j]
 
     def clock_times(self, data_driven: bool) -> np.ndarray:
         """The clock's stops: every bar end (clock-driven) or ends of bars that exist."""
@@ -168,27 +178,38 @@ class DataProcessor(Component):
         if not data_driven:
             return queue.ends.copy()
         stops = [queue.ends[queue.present.any(axis=1)]]
-        for block, lo, hi in self._windows:
-            has_data = np.array([queue.present[a:b].any() for a, b in zip(lo, hi, strict=True)], dtype=bool)
-            stops.append(block.ends[has_data])
+        stops += [day.ends[day.present.any(axis=1)] for _, day in self._windows]
         return np.unique(np.concatenate(stops))
 
     def on_clock(self, now_ns: int) -> int:
         """Deliver every bar ending at or before ``now_ns``; returns base bars delivered."""
-        assert self._queue is not None and self._target is not None
-        upto = int(np.searchsorted(self._queue.ends, now_ns, side="right"))
-        self.last_rows = range(self._target.filled, max(upto, self._target.filled))
-        arrived = self._target.reveal(self._queue, upto)
-        self.last_derived = []
-        for block, lo, hi in self._windows:
-            first = row = block.filled
-            while row < block.rows and block.ends[row] <= now_ns:
-                self._target.aggregate_into(block, row, int(lo[row]), int(hi[row]))
-                row += 1
-            if row > first:
-                self.last_derived.append((block, range(first, row)))
+        target = self._target
+        assert self._queue is not None and target is not None
+        upto = int(self._queue.ends.searchsorted(now_ns, side="right"))
+        self.last_rows = range(target.filled, max(upto, target.filled))
+        arrived = target.reveal(self._queue, upto)
+        if self.last_derived:
+            self.last_derived = []
+        if now_ns >= self._next_window_end:
+            self._emit_windows(now_ns)
         self.delivered += arrived
         return arrived
+
+    def _emit_windows(self, now_ns: int) -> None:
+        assert self._target is not None
+        upcoming = []
+        for block, day in self._windows:
+            first = block.filled
+            upto = int(day.ends.searchsorted(now_ns, side="right"))
+            if upto > first:
+                block.reveal(day, upto)
+                self.last_derived.append((block, range(first, upto)))
+            if upto < block.rows:
+                upcoming.append(int(day.ends[upto]))
+        self._next_window_end = min(upcoming, default=_NEVER)
+
+
+_NEVER = np.iinfo(np.int64).max
 
 
 def history_records(history: BarBlock | None) -> list[QualityRecord]:
@@ -337,7 +358,7 @@ class IndicatorManager(Component):
             label = definition.interval
             history = self._data.history_block(label)
             if label not in days:
-                days[label] = self._day_block(queue, plan, label)
+                days[label] = self._queues.derived.get(label) or self._day_block(queue, plan, label)
                 inputs[label] = symbol_inputs(history, days[label])
             sessions = history.sessions() if history is not None else []
             for values in compute_day(definition, history, days[label], sessions, inputs[label]):

@@ -57,6 +57,7 @@ class MidSessionDesk:
         self._session_symbols = session_symbols
         self._requests: queue.Queue[tuple[str, Future[dict[str, Any]]]] = queue.Queue()
         self._scripted: dict[int, list[InsertSpec]] = {}
+        self._work: set[int] = set()
 
     def plan_day(self, plan: SessionPlan) -> list[int]:
         """Today's boundary times (UTC ns) of scans and scripted insertions."""
@@ -65,7 +66,8 @@ class MidSessionDesk:
             at = local_time_ns(plan, spec.at)
             if plan.open_ns < at < plan.close_ns:
                 self._scripted.setdefault(at, []).append(spec)
-        return sorted({*self._scripted, *self._scanners.times().tolist()})
+        self._work = {*self._scripted, *self._scanners.times().tolist()}
+        return sorted(self._work)
 
     def request(self, symbol: str) -> Future[dict[str, Any]]:
         """Thread-safe: insert ``symbol`` at the next bar boundary; the future gets the record."""
@@ -74,7 +76,7 @@ class MidSessionDesk:
         return future
 
     def has_work(self, now_ns: int) -> bool:
-        return now_ns in self._scripted or bool(self._scanners.due(now_ns)) or not self._requests.empty()
+        return now_ns in self._work or bool(self._requests.queue)  # deque length: no lock needed
 
     def service(self, now_ns: int) -> None:
         """Run the work due at ``now_ns`` in the documented order, the stream paused once."""

@@ -71,5 +71,7 @@ class PauseGate:
 
     def wait_open(self, timeout: float | None = None) -> bool:
         """Block until no pause is held; True when open."""
+        if not self._held:  # the common case, read without the lock (a dict's truth is atomic)
+            return True
         with self._lock:
             return self._lock.wait_for(lambda: not self._held, timeout=timeout)

@@ -133,6 +133,8 @@ class Batch:
     def indicator(self, key: str) -> np.ndarray:
         """The indicator's value at this bar for each symbol of the batch (NaN while not ready)."""
         values = self._data.indicator_values(key)
+        if values.interval == self.interval:
+            return values.values[self._row, self.columns]
         if values.interval != self.interval:
             raise SessionError(
                 f"{key} is on {values.interval} bars, this batch is {self.interval}", where=key
@@ -330,6 +332,7 @@ class StrategyManager(Component):
             type(s).on_derived_bars is not Strategy.on_derived_bars for s in self._strategies
         )
         self._ctx = StrategyContext(self._data, self._clock, self.broker, {})
+        self._block = self._data.block(self._base.label)
         self._sync_columns()
         for strategy in self._strategies:
             self._ctx.state = strategy.state
@@ -356,9 +359,10 @@ class StrategyManager(Component):
 
     def on_clock(self, now_ns: int, rows: range, derived: list[tuple[BarBlock, range]]) -> None:
         """Bars ending at ``now_ns`` arrived (base ``rows``, derived rows): fill, mark, call strategies."""
-        if not self._strategies or self.broker is None or self._ctx is None:
+        ctx = self._ctx
+        if ctx is None:
             return
-        block = self._data.block(self._base.label)
+        block = self._block
         for row in rows:
             present = block.present[row]
             if self.portfolio.open_orders:
@@ -366,11 +370,12 @@ class StrategyManager(Component):
             np.copyto(self._marks, block.close[row], where=present)
         self._record(now_ns)
         for row in rows:
-            if block.present[row].any():
-                batch = Batch(self._data, block, row, now_ns)
-                for strategy in self._strategies:
-                    self._ctx.state = strategy.state
-                    strategy.on_bars(self._ctx, batch)
+            batch = Batch(self._data, block, row, now_ns)
+            if not batch.columns.size:
+                continue
+            for strategy in self._strategies:
+                ctx.state = strategy.state
+                strategy.on_bars(ctx, batch)
         if not self._wants_derived:
             return
         for derived_block, derived_rows in derived:
@@ -378,8 +383,8 @@ class StrategyManager(Component):
                 if derived_block.present[row].any():
                     batch = Batch(self._data, derived_block, row, now_ns)
                     for strategy in self._strategies:
-                        self._ctx.state = strategy.state
-                        strategy.on_derived_bars(self._ctx, derived_block.interval.label, batch)
+                        ctx.state = strategy.state
+                        strategy.on_derived_bars(ctx, derived_block.interval.label, batch)
 
     def _fill_orders(self, block: BarBlock, row: int, present: np.ndarray) -> None:
         assert self.broker is not None
@@ -405,11 +410,11 @@ class StrategyManager(Component):
 
     def _record(self, now_ns: int) -> None:
         marked = float(self._positions @ self._marks)
-        ledger = self.ledger
+        ledger, cash = self.ledger, self.portfolio.cash
         ledger.curve_ns.append(now_ns)
-        ledger.curve_cash.append(self.portfolio.cash)
-        ledger.curve_equity.append(self.portfolio.cash + marked + self._outside)
-        ledger.curve_exposed.append(bool(self._positions.any()) or self._outside != 0.0)
+        ledger.curve_cash.append(cash)
+        ledger.curve_equity.append(cash + marked + self._outside)
+        ledger.curve_exposed.append(marked != 0.0 or self._outside != 0.0 or bool(self._positions.any()))
 
     def notify(self, method: str, record: dict[str, Any]) -> None:
         """on_scan / on_insertion to every strategy."""

@@ -28,6 +28,10 @@ class SmaCross(Strategy):
         regime = self.state.setdefault("regime", {})
         self._symbols = list(ctx.symbols)
         self._regime = np.array([regime.get(s, 0) for s in self._symbols], dtype=np.int8)
+        self._fast = self.params.get("fast", "sma_10@1m")
+        self._slow = self.params.get("slow", "sma_30@1m")
+        self._threshold = float(self.params.get("threshold", 1e-6))
+        self._quantity = float(self.params.get("quantity", 100))
 
     def on_insertion(self, ctx: StrategyContext, record: dict) -> None:
         self._save()
@@ -40,24 +44,23 @@ class SmaCross(Strategy):
         self.state["regime"].update(zip(self._symbols, self._regime.tolist(), strict=True))
 
     def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
-        fast = batch.indicator(self.params.get("fast", "sma_10@1m"))
-        slow = batch.indicator(self.params.get("slow", "sma_30@1m"))
-        threshold = float(self.params.get("threshold", 1e-6))
-        old = self._regime[batch.columns]
-        diff = fast - slow
-        new = np.where(diff > threshold, 1, np.where(diff < -threshold, -1, old)).astype(np.int8)
-        changed = np.flatnonzero(new != old)
-        if not changed.size:
+        diff = batch.indicator(self._fast) - batch.indicator(self._slow)
+        columns = batch.columns
+        old = self._regime[columns]
+        up, down = diff > self._threshold, diff < -self._threshold  # NaN (not ready): neither
+        buys, sells = up & (old == -1), down & (old == 1)
+        self._regime[columns[up]] = 1
+        self._regime[columns[down]] = -1
+        if not (buys.any() or sells.any()):
             return
-        self._regime[batch.columns] = new
-        quantity = float(self.params.get("quantity", 100))
-        for j in changed.tolist():
-            symbol = batch.symbols[j]
-            held = ctx.position(symbol)
-            if old[j] == -1 and new[j] == 1 and held == 0:
-                ctx.buy(symbol, quantity)
-            elif old[j] == 1 and new[j] == -1 and held > 0:
-                ctx.sell(symbol, held)
+        symbols = self._symbols
+        for j in columns[buys].tolist():
+            if ctx.position(symbols[j]) == 0:
+                ctx.buy(symbols[j], self._quantity)
+        for j in columns[sells].tolist():
+            held = ctx.position(symbols[j])
+            if held > 0:
+                ctx.sell(symbols[j], held)
 
 
 class OpeningRangeBreakout(Strategy):
