@@ -77,7 +77,9 @@ class BarBlock:
 
     @property
     def partial(self) -> np.ndarray:
-        """Rows whose window was cut short (by the close or a break)."""
+        """Rows whose window was cut short (by the close or a break); a 1d bar is the whole session."""
+        if self.interval.is_daily:
+            return np.zeros(self.rows, dtype=bool)
         return (self.ends - self.starts) < self.interval.nanoseconds
 
     def reveal(self, source: BarBlock, upto: int) -> int:

@@ -182,3 +182,22 @@ def test_vectorised_history_derivation_equals_window_by_window(sample_dir):
             base.aggregate_into(slow, row, int(lo[row]), int(hi[row]))
         for name in ("open", "high", "low", "close", "volume", "present"):
             np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
+
+
+def test_daily_bars_one_per_session_for_history_and_today(tmp_path, sample_dir):
+    """1d bars: one per session (regular hours), the half day included, never flagged partial."""
+    import pyarrow.parquet as pq
+
+    config = load_config(write_config(tmp_path / "c.toml", sample_dir, start="2023-11-27", end="2023-11-27",
+                                      intervals=["1m", "1d"], trailing_days=3))
+    data = SessionCoordinator(config).run().session_data
+    history = data["MSFT"].history("1d")
+    frame = pq.read_table(sample_dir / "bars" / "interval=1m" / "symbol=MSFT").to_pandas().set_index("ts").sort_index()
+    days = [("2023-11-21", "21:00"), ("2023-11-22", "21:00"), ("2023-11-24", "18:00")]
+    assert len(history) == 3 and not history.partial.any()
+    for i, (day, close) in enumerate(days):
+        part = frame[(frame.index >= pd.Timestamp(f"{day} 14:30", tz="UTC")) & (frame.index < pd.Timestamp(f"{day} {close}", tz="UTC"))]
+        assert history.open[i] == part.open.iloc[0] and history.close[i] == part.close.iloc[-1]
+        assert history.high[i] == part.high.max() and history.volume[i] == part.volume.sum()
+    today = data["MSFT"].bars("1d")
+    assert len(today) == 1 and today.volume[0] == data["MSFT"].bars("1m").volume.sum()
