@@ -113,12 +113,14 @@ class Scenario:
     clock: str = "data"
     indicators: bool = False  # 1m+5m+15m and the six indicators of INDICATORS
     scan: bool = False  # a relative-volume scan every 30 minutes over every symbol
+    strategy: bool = False  # the SMA(10)/SMA(30) crossover of sample_configs/strategies.py
 
     @property
     def label(self) -> str:
         extra = f", trailing_days={self.trailing_days}" if self.trailing_days else ""
-        streams = "1m+5m+15m, 6 indicators" if self.indicators else "1m"
+        streams = "1m+5m+15m, 6 indicators" if self.indicators else "1m+5m" if self.strategy else "1m"
         streams += ", scan every 30m" if self.scan else ""
+        streams += ", SMA-cross strategy" if self.strategy else ""
         return f"{self.symbols} symbols x {self.days} days ({streams}, clock={self.clock}{extra})"
 
     @property
@@ -129,6 +131,7 @@ class Scenario:
     @property
     def config_path(self) -> Path:
         kind = ("-ind" if self.indicators else "") + ("-scan" if self.scan else "")
+        kind += "-sma" if self.strategy else ""
         return self.data_dir / f"bench-{self.days}d-t{self.trailing_days}-{self.clock}{kind}.toml"
 
 
@@ -237,11 +240,45 @@ def run_start(scenario: Scenario) -> dt.date:
     return calendar.sessions_from(DEFAULT_START, total)[scenario.trailing_days]
 
 
+def strategy_table(scenario: Scenario) -> str:
+    """The head-to-head's reference strategy (1m and 5m SMAs, 100 shares, no costs)."""
+    if not scenario.strategy:
+        return ""
+    strategies = BENCH_DIR.parent / "sample_configs" / "strategies.py"
+    return f"""
+[[indicators]]
+kind = "sma"
+interval = "1m"
+period = 10
+
+[[indicators]]
+kind = "sma"
+interval = "1m"
+period = 30
+
+[[indicators]]
+kind = "sma"
+interval = "5m"
+period = 10
+
+[portfolio]
+cash = 10000000
+
+[[strategies]]
+name = "sma"
+class = "{strategies}:SmaCross"
+params = {{ fast = "sma_10@1m", slow = "sma_30@1m", quantity = 100 }}
+"""
+
+
 def write_config(scenario: Scenario) -> Path:
     """The session config next to the data: 1m only, or the indicator case."""
     names = [f"S{i:04d}" for i in range(scenario.symbols)]
     rows = [", ".join(f'"{n}"' for n in names[i : i + 10]) for i in range(0, len(names), 10)]
     symbols = "[\n    " + ",\n    ".join(rows) + ",\n]"
+    intervals = '["1m", "5m"]' if scenario.strategy else '["1m"]'
+    if scenario.indicators:
+        intervals = INDICATOR_INTERVALS
     text = f"""\
 # Written by benchmarks/run_bench.py; regenerated on every run.
 [session]
@@ -255,11 +292,11 @@ dir = "."
 
 [streams]
 symbols = {symbols}
-intervals = {INDICATOR_INTERVALS if scenario.indicators else '["1m"]'}
+intervals = {intervals}
 
 [historical]
 trailing_days = {scenario.trailing_days}
-{INDICATORS if scenario.indicators else ""}{SCAN if scenario.scan else ""}"""
+{INDICATORS if scenario.indicators else ""}{SCAN if scenario.scan else ""}{strategy_table(scenario)}"""
     path = scenario.config_path
     path.write_text(text, encoding="utf-8")
     return path
@@ -437,6 +474,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--clock", choices=("data", "clock"), default="data", help="[session] clock")
     parser.add_argument(
+        "--strategy",
+        action="store_true",
+        help="trade the SMA(10)/SMA(30) crossover of sample_configs/strategies.py (1m+5m)",
+    )
+    parser.add_argument(
         "--scan",
         action="store_true",
         help="add a relative-volume scan every 30 minutes over every symbol of the run",
@@ -477,7 +519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli = backtest_command()
 
     def scenario(symbols: int, days: int) -> Scenario:
-        return Scenario(symbols, days, args.trailing_days, args.clock, args.indicators, args.scan)
+        return Scenario(
+            symbols, days, args.trailing_days, args.clock, args.indicators, args.scan, args.strategy
+        )
 
     def run(symbols: int, days: int) -> Summary:
         print(f"\nbenchmarking {scenario(symbols, days).label} ...", file=sys.stderr, flush=True)
