@@ -264,9 +264,3 @@ def _cached_calendar(exchange: str, first: pd.Timestamp, last: pd.Timestamp) -> 
 def exchange_names() -> list[str]:
     """Every exchange code exchange_calendars knows (aliases included)."""
     return sorted(xcals.get_calendar_names(include_aliases=True))
-
-
-def default_bounds(exchange: str) -> tuple[dt.date, dt.date]:
-    """The range exchange_calendars covers for ``exchange`` without explicit bounds."""
-    cal = xcals.get_calendar(exchange)
-    return cal.first_session.date(), cal.last_session.date()
