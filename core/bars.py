@@ -34,15 +34,30 @@ class BarBlock:
     present: np.ndarray  # bool [n, k]
     filled: int = 0  # rows revealed so far
     duplicates: np.ndarray | None = None  # per column: stored rows that hit an already-filled slot
+    # float64 [5, n, k] when open..volume are its views (FIELDS order): one copy then moves a row
+    # of every field; None once a field is replaced by an array of its own
+    ohlcv: np.ndarray | None = None
 
     @classmethod
     def empty(cls, interval: Interval, starts: np.ndarray, ends: np.ndarray, k: int) -> BarBlock:
-        n = int(starts.size)
+        ohlcv = np.full((len(FIELDS), int(starts.size), k), np.nan)
+        present = np.zeros((int(starts.size), k), dtype=bool)
+        return cls.on_fields(interval, starts, ends, ohlcv, present)
 
-        def nan() -> np.ndarray:
-            return np.full((n, k), np.nan)
-
-        return cls(interval, starts, ends, nan(), nan(), nan(), nan(), nan(), np.zeros((n, k), dtype=bool))
+    @classmethod
+    def on_fields(
+        cls,
+        interval: Interval,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        ohlcv: np.ndarray,
+        present: np.ndarray,
+        filled: int = 0,
+        duplicates: np.ndarray | None = None,
+    ) -> BarBlock:
+        """A block whose open..volume are the rows of one ``[5, n, k]`` array."""
+        o, h, lo, c, v = ohlcv
+        return cls(interval, starts, ends, o, h, lo, c, v, present, filled, duplicates, ohlcv)
 
     @classmethod
     def from_rows(
@@ -87,15 +102,15 @@ class BarBlock:
         lo = self.filled
         if upto <= lo:
             return 0
-        self.open[lo:upto] = source.open[lo:upto]
-        self.high[lo:upto] = source.high[lo:upto]
-        self.low[lo:upto] = source.low[lo:upto]
-        self.close[lo:upto] = source.close[lo:upto]
-        self.volume[lo:upto] = source.volume[lo:upto]
+        if self.ohlcv is not None and source.ohlcv is not None:
+            self.ohlcv[:, lo:upto] = source.ohlcv[:, lo:upto]
+        else:
+            for name in FIELDS:
+                getattr(self, name)[lo:upto] = getattr(source, name)[lo:upto]
         present = source.present[lo:upto]
         self.present[lo:upto] = present
         self.filled = upto
-        return int(present.sum())
+        return int(np.count_nonzero(present))
 
     def aggregate_into(self, target: BarBlock, row: int, lo: int, hi: int) -> None:
         """Write the aggregate of this block's rows ``[lo, hi)`` as ``target`` row ``row``."""
@@ -116,6 +131,15 @@ class BarBlock:
 
     def slice_rows(self, lo: int, hi: int) -> BarBlock:
         """Rows ``[lo, hi)`` as a block of their own (views, no copy)."""
+        if self.ohlcv is not None:
+            return BarBlock.on_fields(
+                self.interval,
+                self.starts[lo:hi],
+                self.ends[lo:hi],
+                self.ohlcv[:, lo:hi],
+                self.present[lo:hi],
+                filled=max(0, min(self.filled, hi) - lo),
+            )
         return BarBlock(
             self.interval,
             self.starts[lo:hi],
@@ -139,6 +163,17 @@ class BarBlock:
 
     def take_columns(self, columns: list[int]) -> BarBlock:
         """A block with only ``columns``, in that order (copies)."""
+        duplicates = None if self.duplicates is None else self.duplicates[columns]
+        if self.ohlcv is not None:
+            return BarBlock.on_fields(
+                self.interval,
+                self.starts,
+                self.ends,
+                self.ohlcv[:, :, columns],
+                self.present[:, columns],
+                filled=self.filled,
+                duplicates=duplicates,
+            )
         return BarBlock(
             self.interval,
             self.starts,
@@ -150,7 +185,7 @@ class BarBlock:
             self.volume[:, columns],
             self.present[:, columns],
             filled=self.filled,
-            duplicates=None if self.duplicates is None else self.duplicates[columns],
+            duplicates=duplicates,
         )
 
     def add_column(self, source: BarBlock | None = None, column: int = 0) -> None:
@@ -163,6 +198,7 @@ class BarBlock:
                 else np.full((n, 1), np.nan)
             )
             setattr(self, name, np.hstack([getattr(self, name), extra]))
+        self.ohlcv = None  # the fields are arrays of their own now
         extra_present = (
             source.present[:, column : column + 1] if source is not None else np.zeros((n, 1), bool)
         )
@@ -179,6 +215,7 @@ class BarBlock:
         """Remove one symbol column in place."""
         for name in (*FIELDS, "present"):
             setattr(self, name, np.delete(getattr(self, name), column, axis=1))
+        self.ohlcv = None
         if self.duplicates is not None:
             self.duplicates = np.delete(self.duplicates, column)
 
@@ -265,12 +302,13 @@ def derive_block(base: BarBlock, interval: Interval, starts: np.ndarray, ends: n
     any_present = np.logical_or.reduceat(present, lo, axis=0)
     cols = np.broadcast_to(np.arange(base.width), any_present.shape)
     first, last = np.where(any_present, first, 0), np.where(any_present, last, 0)
-    target.open = np.where(any_present, base.open[first, cols], np.nan)
-    target.close = np.where(any_present, base.close[last, cols], np.nan)
-    target.high = np.where(any_present, np.fmax.reduceat(base.high, lo, axis=0), np.nan)
-    target.low = np.where(any_present, np.fmin.reduceat(base.low, lo, axis=0), np.nan)
+    # written into the target's own arrays (views of its ohlcv)
+    target.open[:] = np.where(any_present, base.open[first, cols], np.nan)
+    target.close[:] = np.where(any_present, base.close[last, cols], np.nan)
+    target.high[:] = np.where(any_present, np.fmax.reduceat(base.high, lo, axis=0), np.nan)
+    target.low[:] = np.where(any_present, np.fmin.reduceat(base.low, lo, axis=0), np.nan)
     volume = np.add.reduceat(np.where(present, base.volume, 0.0), lo, axis=0)
-    target.volume = np.where(any_present, volume, np.nan)
-    target.present = any_present
+    target.volume[:] = np.where(any_present, volume, np.nan)
+    target.present[:] = any_present
     target.filled = target.rows
     return target

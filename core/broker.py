@@ -19,8 +19,11 @@ after the clock time it was submitted, and only on a bar that exists):
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
 
 from core.errors import ConfigError
 
@@ -237,6 +240,32 @@ class Broker:
             filled.append(self._fill(order, price, start_ns, end_ns))
         self.portfolio.marks[symbol] = c
         return filled
+
+    def on_row(
+        self,
+        start_ns: int,
+        end_ns: int,
+        opens: np.ndarray,
+        highs: np.ndarray,
+        lows: np.ndarray,
+        present: np.ndarray,
+        columns: Mapping[str, int],
+    ) -> list[int]:
+        """One row of bars (a column per symbol, ``columns`` maps them) ended: fill what it triggers.
+
+        Orders are tried in submission order; a symbol without a bar in the row fills
+        nothing.  Returns the columns that had fills.
+        """
+        hit = []
+        for order in list(self.portfolio.open_orders):  # a copy: fills leave the list
+            j = columns.get(order.symbol)
+            if j is None or not present[j] or start_ns < order.submitted_ns:
+                continue
+            price = self._trigger(order, float(opens[j]), float(highs[j]), float(lows[j]))
+            if price is not None:
+                self._fill(order, price, start_ns, end_ns)
+                hit.append(j)
+        return hit
 
     def has_orders_for(self, symbol: str) -> bool:
         return any(order.symbol == symbol for order in self.portfolio.open_orders)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calendars import Interval, SessionPlan
-from core.bars import BarBlock, derive_block, session_grid
+from core.bars import FIELDS, BarBlock, derive_block, session_grid
 from core.errors import LifecycleError
 from core.indicators import IndicatorDef, SymbolInputs, compute_day, symbol_inputs
 from core.session_data import QualityRecord, SessionData
@@ -71,6 +71,9 @@ class Component:
 
     def on_symbol_added(self, symbol: str) -> None:
         """A symbol joined mid-session; SessionData already has its column and history."""
+
+    def before_symbol_removed(self, symbol: str, column: int) -> None:
+        """A symbol is about to leave mid-session; SessionData still has it."""
 
     def on_symbol_removed(self, symbol: str, column: int) -> None:
         """A symbol left mid-session; SessionData no longer has it."""
@@ -134,6 +137,7 @@ class DataProcessor(Component):
         self._windows: list[tuple[BarBlock, BarBlock]] = []  # (SessionData block, the day's bars)
         self.delivered = 0
         self._next_window_end = _NEVER
+        self._upto: dict[int, int] = {}  # clock stop -> base rows ended by then (clock_times)
         self.last_rows: range = range(0)  # base rows revealed by the last on_clock
         self.last_derived: list[tuple[BarBlock, range]] = []  # derived rows it completed
 
@@ -170,22 +174,30 @@ class DataProcessor(Component):
             for name in names:
                 setattr(day, name, getattr(wider, name))
                 getattr(block, name)[: block.filled, j] = getattr(day, name)[: block.filled, j]
+            day.ohlcv = wider.ohlcv
 
     def clock_times(self, data_driven: bool) -> np.ndarray:
         """The clock's stops: every bar end (clock-driven) or ends of bars that exist."""
         assert self._queue is not None
         queue = self._queue
         if not data_driven:
-            return queue.ends.copy()
-        stops = [queue.ends[queue.present.any(axis=1)]]
-        stops += [day.ends[day.present.any(axis=1)] for _, day in self._windows]
-        return np.unique(np.concatenate(stops))
+            times = queue.ends.copy()
+        else:
+            stops = [queue.ends[queue.present.any(axis=1)]]
+            stops += [day.ends[day.present.any(axis=1)] for _, day in self._windows]
+            times = np.unique(np.concatenate(stops))
+        # the base rows ended by each stop, looked up instead of searched at each stop
+        rows = queue.ends.searchsorted(times, side="right")
+        self._upto = dict(zip(times.tolist(), rows.tolist(), strict=True))
+        return times
 
     def on_clock(self, now_ns: int) -> int:
         """Deliver every bar ending at or before ``now_ns``; returns base bars delivered."""
         target = self._target
         assert self._queue is not None and target is not None
-        upto = int(self._queue.ends.searchsorted(now_ns, side="right"))
+        upto = self._upto.get(now_ns)
+        if upto is None:
+            upto = int(self._queue.ends.searchsorted(now_ns, side="right"))
         self.last_rows = range(target.filled, max(upto, target.filled))
         arrived = target.reveal(self._queue, upto)
         if self.last_derived:
@@ -345,6 +357,11 @@ class IndicatorManager(Component):
         self._queues = queues
         self._definitions = definitions
         self._extended = extended
+        # per interval, the bar fields its TA-Lib kinds read (only those are gathered per symbol)
+        self._fields: dict[str, tuple[str, ...]] = {}
+        for definition in definitions:
+            needed = set(self._fields.get(definition.interval, ())) | set(definition.spec.inputs)
+            self._fields[definition.interval] = tuple(f for f in FIELDS if f in needed)
 
     def _on_setup(self) -> None:
         if not self._definitions:
@@ -359,7 +376,7 @@ class IndicatorManager(Component):
             history = self._data.history_block(label)
             if label not in days:
                 days[label] = self._queues.derived.get(label) or self._day_block(queue, plan, label)
-                inputs[label] = symbol_inputs(history, days[label])
+                inputs[label] = symbol_inputs(history, days[label], self._fields[label])
             sessions = history.sessions() if history is not None else []
             for values in compute_day(definition, history, days[label], sessions, inputs[label]):
                 self._data.attach_indicator(values)

@@ -113,6 +113,8 @@ class SessionCoordinator:
         self.portfolio = portfolio or Portfolio(cash=config.portfolio.cash)
         self._opening_equity = self.portfolio.equity()
         self._strategy_states = strategy_states
+        # one store for validation and the run: one connection, DuckDB's metadata cache shared
+        self._store = ParquetStore(Path(config.data.dir))
 
     # -- for other threads ------------------------------------------------------
     def request_insertion(self, symbol: str) -> Future[dict[str, Any]]:
@@ -133,18 +135,18 @@ class SessionCoordinator:
     def run(self) -> RunResult:
         """Validate once, then run every day; returns metrics and the last day."""
         started = time.perf_counter()
-        report = self._validate()
-        result = RunResult(self.config, report, session_data=self.session_data, clock=self.clock)
-        self._prepare(report)
-        self._emit(
-            RunStarted(
-                len(report.sessions),
-                len(report.symbols),
-                self._base.label,
-                [d.label for d in self._derived],
-            )
-        )
         try:
+            report = self._validate()
+            result = RunResult(self.config, report, session_data=self.session_data, clock=self.clock)
+            self._prepare(report)
+            self._emit(
+                RunStarted(
+                    len(report.sessions),
+                    len(report.symbols),
+                    self._base.label,
+                    [d.label for d in self._derived],
+                )
+            )
             for index, session in enumerate(report.sessions):
                 result.days.append(self._run_day(index, len(report.sessions), session))
                 day = {"date": session.isoformat()}
@@ -160,7 +162,7 @@ class SessionCoordinator:
         return result
 
     def _validate(self) -> ValidationReport:
-        report = validate(self.config, self._days_limit)
+        report = validate(self.config, self._days_limit, self._store)
         report.raise_if_invalid()
         return report
 
@@ -169,7 +171,6 @@ class SessionCoordinator:
         self._calendar: TradingCalendar = report.calendar
         self._base = Interval.parse(report.base_interval)
         self._derived = [Interval.parse(label) for label in report.derived_intervals]
-        self._store = ParquetStore(Path(self.config.data.dir))
         self.scanners = ScannerManager(self.config.scanners, Path(self.config.data.dir), self.queues)
         self._loader = DayLoader(
             self._store,
@@ -468,6 +469,8 @@ class SessionCoordinator:
     def _remove_symbol(self, symbol: str, source: str, now_ns: int) -> dict[str, Any]:
         if symbol not in self.session_data or self.queues.base is None:
             return insertion_record(symbol, source, now_ns, "not in the session")
+        for component in self.components:
+            component.before_symbol_removed(symbol, self.session_data.column_of(symbol))
         column = self.session_data.remove_symbol(symbol)
         self.queues.base.drop_column(column)
         for component in self.components:

@@ -21,7 +21,7 @@ import numpy as np
 import talib
 from talib import abstract
 
-from core.bars import BarBlock
+from core.bars import FIELDS, BarBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +183,10 @@ class SymbolInputs:
     rows: np.ndarray  # today's block rows the remaining values belong to
 
 
-def symbol_inputs(history: BarBlock | None, today: BarBlock) -> list[SymbolInputs]:
-    """Per symbol column, the concatenated history + today series every TA-Lib kind reads."""
-    fields = ("open", "high", "low", "close", "volume")
+def symbol_inputs(
+    history: BarBlock | None, today: BarBlock, fields: tuple[str, ...] = FIELDS
+) -> list[SymbolInputs]:
+    """Per symbol column, the concatenated history + today series of ``fields`` (what TA-Lib reads)."""
     past = _split_columns(history, fields) if history is not None else None
     now = _split_columns(today, (*fields, "rows"))
     out = []
@@ -194,18 +195,21 @@ def symbol_inputs(history: BarBlock | None, today: BarBlock) -> list[SymbolInput
             name: np.concatenate([past[name][j], now[name][j]]) if past is not None else now[name][j]
             for name in fields
         }
-        out.append(SymbolInputs(series, len(past["close"][j]) if past is not None else 0, now["rows"][j]))
+        before = len(past["rows"][j]) if past is not None else 0
+        out.append(SymbolInputs(series, before, now["rows"][j]))
     return out
 
 
 def _split_columns(block: BarBlock, fields: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
     """Each field's present values, compacted per symbol column in one gather ("rows": their rows)."""
     columns, rows = np.nonzero(block.present.T)  # sorted by column, then row
-    cuts = np.cumsum(np.bincount(columns, minlength=block.width))[:-1]
-    split: dict[str, list[np.ndarray]] = {}
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(columns, minlength=block.width))]).tolist()
+    spans = list(zip(bounds[:-1], bounds[1:], strict=True))
+    split: dict[str, list[np.ndarray]] = {"rows": [rows[a:b] for a, b in spans]}
     for name in fields:
-        values = rows if name == "rows" else getattr(block, name)[rows, columns]
-        split[name] = np.split(values, cuts)
+        if name != "rows":
+            values = getattr(block, name)[rows, columns]
+            split[name] = [values[a:b] for a, b in spans]
     return split
 
 

@@ -8,6 +8,7 @@ run stays intact for inspection.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -121,6 +122,11 @@ class SessionData:
         del self._state.symbols[symbol]
         self._state.symbols = {s: j for j, s in enumerate(self._state.symbols)}
         return column
+
+    @property
+    def columns(self) -> Mapping[str, int]:
+        """Symbol -> column, in column order (read it again after a symbol joins or leaves)."""
+        return self._state.symbols
 
     def column_of(self, symbol: str) -> int:
         try:

@@ -32,8 +32,8 @@ positions, open orders) and ``self.state``, a mapping the strategy owns.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -69,8 +69,12 @@ class Batch:
     symbol names are gathered on first use (most strategies read only a few).
     """
 
-    def __init__(self, data: SessionData, block: BarBlock, row: int, now_ns: int) -> None:
-        self.columns = np.flatnonzero(block.present[row])
+    def __init__(
+        self, data: SessionData, block: BarBlock, row: int, now_ns: int, columns: np.ndarray | None = None
+    ) -> None:
+        # ``columns`` given: every column of the block has a bar in this row
+        self._whole = columns is not None
+        self.columns = np.flatnonzero(block.present[row]) if columns is None else columns
         self.ts_ns = int(block.starts[row])
         self.now_ns = now_ns
         self.interval = block.interval.label
@@ -85,23 +89,28 @@ class Batch:
 
     @cached_property
     def open(self) -> np.ndarray:
-        return self._block.open[self._row, self.columns]
+        row = self._block.open[self._row]
+        return row.copy() if self._whole else row[self.columns]
 
     @cached_property
     def high(self) -> np.ndarray:
-        return self._block.high[self._row, self.columns]
+        row = self._block.high[self._row]
+        return row.copy() if self._whole else row[self.columns]
 
     @cached_property
     def low(self) -> np.ndarray:
-        return self._block.low[self._row, self.columns]
+        row = self._block.low[self._row]
+        return row.copy() if self._whole else row[self.columns]
 
     @cached_property
     def close(self) -> np.ndarray:
-        return self._block.close[self._row, self.columns]
+        row = self._block.close[self._row]
+        return row.copy() if self._whole else row[self.columns]
 
     @cached_property
     def volume(self) -> np.ndarray:
-        return self._block.volume[self._row, self.columns]
+        row = self._block.volume[self._row]
+        return row.copy() if self._whole else row[self.columns]
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -133,23 +142,31 @@ class Batch:
     def indicator(self, key: str) -> np.ndarray:
         """The indicator's value at this bar for each symbol of the batch (NaN while not ready)."""
         values = self._data.indicator_values(key)
-        if values.interval == self.interval:
-            return values.values[self._row, self.columns]
         if values.interval != self.interval:
             raise SessionError(
                 f"{key} is on {values.interval} bars, this batch is {self.interval}", where=key
             )
+        if self._whole:
+            return values.values[self._row].copy()  # the same as gathering every column, cheaper
         return values.values[self._row, self.columns]
 
 
 class StrategyContext:
     """What a strategy may read and do at the clock; nothing here ends after it."""
 
-    def __init__(self, data: SessionData, clock: SimClock, broker: Broker, state: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        data: SessionData,
+        clock: SimClock,
+        broker: Broker,
+        state: dict[str, Any],
+        equity: Callable[[], float] | None = None,
+    ) -> None:
         self._data = data
         self._clock = clock
         self._broker = broker
         self.state = state
+        self._equity = equity or broker.portfolio.equity
 
     @property
     def now_ns(self) -> int:
@@ -229,7 +246,8 @@ class StrategyContext:
 
     @property
     def equity(self) -> float:
-        return self._broker.portfolio.equity()
+        """Cash plus every position at its last close up to the clock."""
+        return self._equity()
 
 
 class Strategy:
@@ -263,17 +281,30 @@ class Strategy:
 class Ledger:
     """The run's execution record: every order, fill and equity point, every day's P&L."""
 
-    orders: list[dict[str, Any]]
-    fills: list[Fill]
-    curve_ns: list[int]
-    curve_equity: list[float]
-    curve_cash: list[float]
-    curve_exposed: list[bool]
-    daily: list[tuple[Any, float]]  # (session, equity at the close)
+    fills: list[Fill] = field(default_factory=list)
+    curve_ns: list[int] = field(default_factory=list)
+    curve_equity: list[float] = field(default_factory=list)
+    curve_cash: list[float] = field(default_factory=list)
+    curve_exposed: list[bool] = field(default_factory=list)
+    daily: list[tuple[Any, float]] = field(default_factory=list)  # (session, equity at the close)
+    # (session, order, status, filled_ns, fill_price): each day's orders as they stood at its close
+    order_rows: list[tuple[str, Order, str, int | None, float | None]] = field(default_factory=list)
 
     @classmethod
     def empty(cls) -> Ledger:
-        return cls([], [], [], [], [], [], [])
+        return cls()
+
+    def add_orders(self, session: str, orders: list[Order]) -> None:
+        """Record the day's orders as they stand now (a carried order appears again the next day)."""
+        self.order_rows.extend((session, o, o.status, o.filled_ns, o.fill_price) for o in orders)
+
+    @property
+    def orders(self) -> list[dict[str, Any]]:
+        """One dict per recorded order and day: ``date`` then the order's fields at that day's close."""
+        return [
+            {"date": day, **order.as_dict(), "status": status, "filled_ns": filled, "fill_price": price}
+            for day, order, status, filled, price in self.order_rows
+        ]
 
 
 class StrategyManager(Component):
@@ -316,8 +347,14 @@ class StrategyManager(Component):
         self.broker: Broker | None = None
         self._ctx: StrategyContext | None = None
         self._positions = np.zeros(0)
-        self._marks = np.zeros(0)  # last close per column; 0 until a bar is seen (no position then)
-        self._outside = 0.0
+        self._marks = np.zeros(0)  # per column, the mark before today's bars (0: never seen)
+        self._outside = 0.0  # positions of symbols not in the session, at their last marks
+        self._all = np.zeros(0, dtype=np.int64)
+        # the equity curve is computed in one pass over the day's stops (see _flush_curve)
+        self._stop_ns: list[int] = []  # each clock stop of the day ...
+        self._stop_rows: list[int] = []  # ... and how many base rows were revealed by then
+        self._changes: list[tuple[int, float, np.ndarray]] = []  # (first stop, cash, positions)
+        self._flushed = 0  # stops already in the ledger
 
     def _on_teardown(self) -> None:
         self._reset()
@@ -331,7 +368,7 @@ class StrategyManager(Component):
         self._wants_derived = any(
             type(s).on_derived_bars is not Strategy.on_derived_bars for s in self._strategies
         )
-        self._ctx = StrategyContext(self._data, self._clock, self.broker, {})
+        self._ctx = StrategyContext(self._data, self._clock, self.broker, {}, self.equity)
         self._block = self._data.block(self._base.label)
         self._sync_columns()
         for strategy in self._strategies:
@@ -341,6 +378,8 @@ class StrategyManager(Component):
     def _sync_columns(self) -> None:
         """Positions and marks of the session's columns; positions outside it are valued once."""
         symbols = self._data.symbols
+        self._columns = self._data.columns
+        self._all = np.arange(len(symbols))
         self._positions = np.array([self.portfolio.position(s) for s in symbols], dtype=np.float64)
         self._marks = np.array([self.portfolio.marks.get(s, 0.0) for s in symbols], dtype=np.float64)
         self._outside = sum(
@@ -348,31 +387,40 @@ class StrategyManager(Component):
             for s, p in self.portfolio.positions.items()
             if p.quantity and s not in self._data
         )
+        self._changes = [(len(self._stop_ns), self.portfolio.cash, self._positions.copy())]
 
     def on_symbol_added(self, symbol: str) -> None:
-        if self._classes:
+        if self._ctx is not None:
+            self._flush_curve()  # the stops so far, on the columns they had
             self._sync_columns()
 
+    def before_symbol_removed(self, symbol: str, column: int) -> None:
+        if self._ctx is not None:
+            self._flush_curve()
+            self._keep_marks()  # the leaving symbol's last close values it from now on
+
     def on_symbol_removed(self, symbol: str, column: int) -> None:
-        if self._classes:
+        if self._ctx is not None:
             self._sync_columns()
 
     def on_clock(self, now_ns: int, rows: range, derived: list[tuple[BarBlock, range]]) -> None:
-        """Bars ending at ``now_ns`` arrived (base ``rows``, derived rows): fill, mark, call strategies."""
+        """Bars ending at ``now_ns`` arrived (base ``rows``, derived rows): fill, then call strategies."""
         ctx = self._ctx
         if ctx is None:
             return
         block = self._block
+        if self.portfolio.open_orders:
+            for row in rows:
+                self._fill_orders(block, row)
+        self._stop_ns.append(now_ns)
+        self._stop_rows.append(block.filled)
+        width = self._all.size
         for row in rows:
-            present = block.present[row]
-            if self.portfolio.open_orders:
-                self._fill_orders(block, row, present)
-            np.copyto(self._marks, block.close[row], where=present)
-        self._record(now_ns)
-        for row in rows:
-            batch = Batch(self._data, block, row, now_ns)
-            if not batch.columns.size:
+            arrived = int(np.count_nonzero(block.present[row]))
+            if not arrived:
                 continue
+            columns = self._all if arrived == width else None
+            batch = Batch(self._data, block, row, now_ns, columns)
             for strategy in self._strategies:
                 ctx.state = strategy.state
                 strategy.on_bars(ctx, batch)
@@ -386,35 +434,74 @@ class StrategyManager(Component):
                         ctx.state = strategy.state
                         strategy.on_derived_bars(ctx, derived_block.interval.label, batch)
 
-    def _fill_orders(self, block: BarBlock, row: int, present: np.ndarray) -> None:
+    def _fill_orders(self, block: BarBlock, row: int) -> None:
         assert self.broker is not None
-        data = self._data
-        start, end = int(block.starts[row]), int(block.ends[row])
-        for symbol in {o.symbol for o in self.portfolio.open_orders}:
-            if symbol not in data:
-                continue
-            j = data.column_of(symbol)
-            if not present[j]:
-                continue  # no bar, no fill: never a stale price after a gap
-            fills = self.broker.on_bar(
-                symbol,
-                start,
-                end,
-                block.open[row, j],
-                block.high[row, j],
-                block.low[row, j],
-                block.close[row, j],
-            )
-            if fills:
-                self._positions[j] = self.portfolio.position(symbol)
+        hit = self.broker.on_row(
+            int(block.starts[row]),
+            int(block.ends[row]),
+            block.open[row],
+            block.high[row],
+            block.low[row],
+            block.present[row],
+            self._columns,
+        )
+        if hit:
+            symbols = self._data.symbols
+            for j in hit:
+                self._positions[j] = self.portfolio.position(symbols[j])
+            self._changes.append((len(self._stop_ns), self.portfolio.cash, self._positions.copy()))
 
-    def _record(self, now_ns: int) -> None:
-        marked = float(self._positions @ self._marks)
-        ledger, cash = self.ledger, self.portfolio.cash
-        ledger.curve_ns.append(now_ns)
-        ledger.curve_cash.append(cash)
-        ledger.curve_equity.append(cash + marked + self._outside)
-        ledger.curve_exposed.append(marked != 0.0 or self._outside != 0.0 or bool(self._positions.any()))
+    def _marks_at(self, revealed: np.ndarray) -> np.ndarray:
+        """Marks per stop (rows) and column: the close of the last bar among the first
+        ``revealed[i]`` base rows, else the mark from before today."""
+        k = self._positions.size
+        upto = int(revealed.max()) if revealed.size else 0
+        if not upto:
+            return np.broadcast_to(self._marks, (revealed.size, k))
+        block = self._block
+        present = block.present[:upto, :k]
+        last = np.where(present, np.arange(upto)[:, None], -1)
+        np.maximum.accumulate(last, axis=0, out=last)
+        at = last[np.maximum(revealed - 1, 0)]
+        at[revealed == 0] = -1
+        closes = np.take_along_axis(block.close[:upto, :k], np.maximum(at, 0), axis=0)
+        return np.where(at >= 0, closes, self._marks)
+
+    def equity(self) -> float:
+        """Cash plus every position at its last close up to the clock."""
+        marks = self._marks_at(np.array([self._block.filled]))[0]
+        return self.portfolio.cash + float(self._positions @ marks) + self._outside
+
+    def _flush_curve(self) -> None:
+        """Append the equity curve of the stops not yet in the ledger, in one pass.
+
+        At each stop: cash and positions as they stood after that stop's fills, every
+        position marked at its last close by then (no bar after the stop is read).
+        """
+        first, count = self._flushed, len(self._stop_ns) - self._flushed
+        if count <= 0:
+            return
+        marks = self._marks_at(np.asarray(self._stop_rows[first:], dtype=np.int64))
+        starts = np.array([change[0] for change in self._changes], dtype=np.int64)
+        which = np.searchsorted(starts, np.arange(first, first + count), side="right") - 1
+        cash = np.array([change[1] for change in self._changes])[which]
+        positions = np.stack([change[2] for change in self._changes])[which]
+        equity = cash + np.einsum("ij,ij->i", positions, marks) + self._outside
+        exposed = np.asarray(positions.any(axis=1) | bool(self._outside), dtype=bool)
+        ledger = self.ledger
+        ledger.curve_ns.extend(self._stop_ns[first:])
+        ledger.curve_cash.extend(cash.tolist())
+        ledger.curve_equity.extend(equity.tolist())
+        ledger.curve_exposed.extend(exposed.tolist())
+        self._flushed = len(self._stop_ns)
+        self._changes = self._changes[-1:]
+
+    def _keep_marks(self) -> None:
+        """Every session symbol's last close up to the clock, into the portfolio's marks."""
+        marks = self._marks_at(np.array([self._block.filled]))[0]
+        for j, symbol in enumerate(self._data.symbols[: marks.size]):
+            if marks[j] > 0:
+                self.portfolio.marks[symbol] = float(marks[j])
 
     def notify(self, method: str, record: dict[str, Any]) -> None:
         """on_scan / on_insertion to every strategy."""
@@ -427,17 +514,18 @@ class StrategyManager(Component):
     def _on_session_end(self) -> None:
         if not self._strategies or self.broker is None or self._ctx is None:
             return
-        for j, symbol in enumerate(self._data.symbols):
-            if self._marks[j] > 0:
-                self.portfolio.marks[symbol] = float(self._marks[j])
+        self._flush_curve()
+        self._keep_marks()
         self.broker.close_session(self._clock.now_ns, self._flat)
         self._sync_columns()
         for strategy in self._strategies:
             self._ctx.state = strategy.state
             strategy.on_session_end(self._ctx)
-        self._record(self._clock.now_ns)
+        self._stop_ns.append(self._clock.now_ns)  # the close, after flattening
+        self._stop_rows.append(self._block.filled)
+        self._flush_curve()
         session = plan.session.isoformat() if (plan := self._data.plan) else ""
-        self.ledger.orders.extend({"date": session, **order.as_dict()} for order in self.broker.orders)
+        self.ledger.add_orders(session, self.broker.orders)
         self.ledger.fills.extend(self.broker.fills)
         self.ledger.daily.append((plan.session if plan else None, float(self.ledger.curve_equity[-1])))
 

@@ -69,8 +69,14 @@ class ValidationReport:
             raise cls(first.message + more, where=first.where, hint=first.hint)
 
 
-def validate(config: SessionConfig, days_limit: int | None = None) -> ValidationReport:
-    """Check ``config`` and its data; never registers, loads or streams anything."""
+def validate(
+    config: SessionConfig, days_limit: int | None = None, store: ParquetStore | None = None
+) -> ValidationReport:
+    """Check ``config`` and its data; never registers, loads or streams anything.
+
+    ``store``: the run's own store, so that its connection (and DuckDB's cache of the
+    files' metadata) serves the run too; without one, a store is opened and closed here.
+    """
     report = ValidationReport(
         exchange=config.session.exchange,
         symbols=list(config.streams.symbols),
@@ -82,11 +88,14 @@ def validate(config: SessionConfig, days_limit: int | None = None) -> Validation
     report.calendar = calendar
     report.sessions = _sessions(config, calendar, days_limit, report)
     _check_classes(config, report)
-    store = ParquetStore(Path(config.data.dir))
-    try:
+    if store is not None:
         _check_store(config, store, report)
+        return report
+    own = ParquetStore(Path(config.data.dir))
+    try:
+        _check_store(config, own, report)
     finally:
-        store.close()
+        own.close()
     return report
 
 

@@ -45,13 +45,16 @@ class SmaCross(Strategy):
 
     def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
         diff = batch.indicator(self._fast) - batch.indicator(self._slow)
-        columns = batch.columns
-        old = self._regime[columns]
         up, down = diff > self._threshold, diff < -self._threshold  # NaN (not ready): neither
+        columns = batch.columns
+        whole = columns.size == self._regime.size  # every symbol has a bar: no gather needed
+        old = self._regime if whole else self._regime[columns]
         buys, sells = up & (old == -1), down & (old == 1)
-        self._regime[columns[up]] = 1
-        self._regime[columns[down]] = -1
-        if not (buys.any() or sells.any()):
+        if whole:
+            old[up], old[down] = 1, -1
+        else:
+            self._regime[columns[up]], self._regime[columns[down]] = 1, -1
+        if not buys.any() and not sells.any():
             return
         symbols = self._symbols
         for j in columns[buys].tolist():
