@@ -9,7 +9,7 @@ block holds at clock ``t`` never depends on a bar ending after ``t``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -274,6 +274,22 @@ def session_grid(
         morning = starts < pause
         ends[morning] = np.minimum(ends[morning], pause)
     return starts, ends
+
+
+def concat_blocks(blocks: list[BarBlock]) -> BarBlock:
+    """Blocks of consecutive sessions (same interval and columns) as one block, oldest first."""
+    if len(blocks) == 1:
+        return replace(blocks[0])
+    duplicates = [b.duplicates for b in blocks if b.duplicates is not None]
+    return BarBlock.on_fields(
+        blocks[0].interval,
+        np.concatenate([b.starts for b in blocks]),
+        np.concatenate([b.ends for b in blocks]),
+        np.stack([np.concatenate([getattr(b, name) for b in blocks]) for name in FIELDS]),
+        np.concatenate([b.present for b in blocks]),
+        filled=sum(b.filled for b in blocks),
+        duplicates=np.sum(duplicates, axis=0) if len(duplicates) == len(blocks) else None,
+    )
 
 
 def window_rows(base: BarBlock, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,8 @@ class Costs:
     slippage_bps: float = 0.0
 
     def commission(self, quantity: float, price: float) -> float:
+        if not (self.commission_per_share or self.commission_per_order or self.commission_bps):
+            return 0.0
         return (
             self.commission_per_share * quantity
             + self.commission_per_order
@@ -43,6 +45,8 @@ class Costs:
         )
 
     def slipped(self, price: float, side: str) -> float:
+        if not self.slippage_bps:
+            return price
         factor = self.slippage_bps * 1e-4
         return price * (1.0 + factor) if side == "buy" else price * (1.0 - factor)
 
@@ -128,7 +132,9 @@ class Portfolio:
         signed = fill.quantity if fill.side == "buy" else -fill.quantity
         self.cash -= signed * fill.price + fill.commission
         self.commissions += fill.commission
-        held = self.positions.setdefault(fill.symbol, Position())
+        held = self.positions.get(fill.symbol)
+        if held is None:
+            held = self.positions[fill.symbol] = Position()
         held.realized -= fill.commission
         if held.quantity == 0 or (held.quantity > 0) == (signed > 0):
             total = held.quantity + signed

@@ -415,14 +415,17 @@ class SessionCoordinator:
         expected = int(queue.present.sum()) if queue is not None else 0
         delivered = 0
         trading = self.strategies.active
+        # the loop runs once per clock stop: its calls are bound once here
+        wait_open, advance, processor = self.gate.wait_open, self.clock.advance_to, self.processor
+        deliver, trade, has_work = processor.on_clock, self.strategies.on_clock, self.desk.has_work
         try:
             for step, now in enumerate(stops.tolist()):
-                self.gate.wait_open()
-                self.clock.advance_to(now)
-                delivered += self.processor.on_clock(now)
+                wait_open()
+                advance(now)
+                delivered += deliver(now)
                 if trading:
-                    self.strategies.on_clock(now, self.processor.last_rows, self.processor.last_derived)
-                if self.desk.has_work(now):
+                    trade(now, processor.last_rows, processor.last_derived)
+                if has_work(now):
                     self.desk.service(now)
                 if step % PROGRESS_EVERY == 0:
                     self._emit(BarsStreamed(index, plan.session, now, delivered, expected))

@@ -8,11 +8,12 @@ memory flat in the number of days.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 
 from calendars import Interval, SessionPlan, TradingCalendar
-from core.bars import BarBlock, session_grid
+from core.bars import BarBlock, concat_blocks, session_grid
 from core.store import BarRows, ParquetStore
 
 ROW_BUDGET = 1_500_000  # rows held per chunk at most (about 85 MB of columns)
@@ -50,6 +51,7 @@ class DayLoader:
         self._chunk_of = {day: n for n, chunk in enumerate(self._chunks) for day in chunk}
         self._loaded: int | None = None
         self._rows: BarRows | None = None
+        self._recent: dict[dt.date, BarBlock] = {}  # the last regular-hours day blocks, oldest first
         self.off_grid = 0  # stored bars that fell between grid minutes
         self.last_off_grid = 0  # ... in the last day() block (0: no pre/post-market rows either)
 
@@ -77,12 +79,20 @@ class DayLoader:
         )
         self.off_grid += off_grid
         self.last_off_grid = off_grid
+        if not extended and self._trailing:
+            # today's regular-hours block is part of the next days' history: kept, not rebuilt
+            self._recent[session] = replace(block)  # its own object: the queue's may be widened
+            while len(self._recent) > self._trailing:
+                del self._recent[next(iter(self._recent))]
         return block
 
     def history(self, session: dt.date) -> BarBlock:
         """The trailing sessions' base bars, regular hours, on one concatenated grid."""
+        trailing = self.trailing_sessions(session)
+        if trailing and all(day in self._recent for day in trailing):
+            return concat_blocks([self._recent[day] for day in trailing])
         rows = self._rows_for(session)
-        grids = [session_grid(self.plan(day), self._interval) for day in self.trailing_sessions(session)]
+        grids = [session_grid(self.plan(day), self._interval) for day in trailing]
         starts = np.concatenate([g[0] for g in grids]) if grids else np.empty(0, np.int64)
         ends = np.concatenate([g[1] for g in grids]) if grids else np.empty(0, np.int64)
         if not grids:

@@ -428,7 +428,7 @@ class StrategyManager(Component):
             return
         for derived_block, derived_rows in derived:
             for row in derived_rows:
-                if derived_block.present[row].any():
+                if np.count_nonzero(derived_block.present[row]):
                     batch = Batch(self._data, derived_block, row, now_ns)
                     for strategy in self._strategies:
                         ctx.state = strategy.state

@@ -54,7 +54,7 @@ class SmaCross(Strategy):
             old[up], old[down] = 1, -1
         else:
             self._regime[columns[up]], self._regime[columns[down]] = 1, -1
-        if not buys.any() and not sells.any():
+        if not np.count_nonzero(buys) and not np.count_nonzero(sells):  # (cheaper than .any())
             return
         symbols = self._symbols
         for j in columns[buys].tolist():
