@@ -140,7 +140,8 @@ class RunProgress:
             self._line(text)
 
     def _line(self, text: str) -> None:
-        stderr.print(text, highlight=False, markup=False)
+        # not a terminal: plain text, written as is (rich's layout costs ~0.5 ms a line)
+        stderr.file.write(text + "\n")
 
 
 def _hhmm(ns: int) -> str:

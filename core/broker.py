@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -72,8 +72,9 @@ class Order:
         return {name: getattr(self, name) for name in _ORDER_FIELDS}
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
+    """One execution (immutable; a tuple, cheap to create)."""
+
     order_id: int
     symbol: str
     side: str
@@ -84,11 +85,10 @@ class Fill:
     bar_ns: int  # start of the bar it filled on
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _FILL_FIELDS}
+        return self._asdict()
 
 
 _ORDER_FIELDS = tuple(Order.__dataclass_fields__)
-_FILL_FIELDS = tuple(Fill.__dataclass_fields__)
 
 
 @dataclass(slots=True)

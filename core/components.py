@@ -224,11 +224,12 @@ class DataProcessor(Component):
 _NEVER = np.iinfo(np.int64).max
 
 
-def history_records(history: BarBlock | None) -> list[QualityRecord]:
-    """Per symbol column, the pre-session quality of its trailing history (no look-ahead)."""
+def history_records(history: BarBlock | None, expected_bars: int = 0) -> list[QualityRecord]:
+    """Per symbol column, the pre-session quality of its trailing history (no look-ahead);
+    ``expected_bars``: today's, known before the open."""
     if history is None or not history.rows:
         width = history.width if history is not None else 0
-        return [QualityRecord(score=0.0, expected_bars=0, present_bars=0) for _ in range(width)]
+        return [QualityRecord(score=0.0, expected_bars=expected_bars, present_bars=0) for _ in range(width)]
     present = history.present.sum(axis=0)
     gaps = _longest_runs(~history.present)
     violations = history.violations()
@@ -236,7 +237,7 @@ def history_records(history: BarBlock | None) -> list[QualityRecord]:
     return [
         QualityRecord(
             score=0.0,
-            expected_bars=0,
+            expected_bars=expected_bars,
             present_bars=0,
             history_score=float(present[j]) / history.rows,
             history_expected=history.rows,
@@ -275,10 +276,10 @@ class DataQualityManager(Component):
         assert plan is not None
         block = self._data.block(self._base.label)
         self._regular = (block.starts >= plan.open_ns) & (block.starts < plan.close_ns)
-        records = history_records(self._data.history_block(self._base.label))
-        for symbol in self._data.symbols:
-            record = records[self._data.column_of(symbol)] if records else QualityRecord(0.0, 0, 0)
-            self._data.set_quality(symbol, replace(record, expected_bars=int(self._regular.sum())))
+        expected = int(self._regular.sum())
+        records = history_records(self._data.history_block(self._base.label), expected)
+        for symbol, j in self._data.columns.items():
+            self._data.set_quality(symbol, records[j] if records else QualityRecord(0.0, expected, 0))
 
     def on_symbol_added(self, symbol: str) -> None:
         assert self._regular is not None

@@ -14,6 +14,7 @@ parameterless kinds, ``.<output>`` for multi-output kinds.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -137,11 +138,7 @@ class IndicatorDef:
     @property
     def lookback(self) -> int:
         """Bars of input needed before the first value (TA-Lib's lookback; ours for helpers)."""
-        if self.spec.function is None:
-            return 0
-        function = abstract.Function(self.spec.function)  # type: ignore[attr-defined]
-        function.parameters = self._talib_parameters()
-        return int(function.lookback)
+        return _lookback(self)
 
     def _talib_parameters(self) -> dict[str, float | int]:
         if self.kind == "macd":
@@ -157,10 +154,28 @@ class IndicatorDef:
     def compute(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         """TA-Lib outputs over one symbol's input series (oldest first)."""
         assert self.spec.function is not None
-        function: Callable[..., np.ndarray | tuple[np.ndarray, ...]] = getattr(talib, self.spec.function)
+        function, parameters = _talib_call(self)
         args = [np.ascontiguousarray(inputs[name], dtype=np.float64) for name in self.spec.inputs]
-        result = function(*args, **self._talib_parameters())
+        result = function(*args, **parameters)
         return list(result) if isinstance(result, tuple) else [result]
+
+
+@functools.cache
+def _lookback(definition: IndicatorDef) -> int:
+    if definition.spec.function is None:
+        return 0
+    function = abstract.Function(definition.spec.function)  # type: ignore[attr-defined]
+    function.parameters = definition._talib_parameters()
+    return int(function.lookback)
+
+
+@functools.cache
+def _talib_call(
+    definition: IndicatorDef,
+) -> tuple[Callable[..., np.ndarray | tuple[np.ndarray, ...]], dict[str, float | int]]:
+    """The TA-Lib function and its keyword arguments (looked up once per definition)."""
+    assert definition.spec.function is not None
+    return getattr(talib, definition.spec.function), definition._talib_parameters()
 
 
 @dataclass(slots=True)
