@@ -187,7 +187,9 @@ def run(
     from core.config import load_config
     from core.runs import run_and_save
     from core.snapshot import iso
+    from core.store import connect_in_background
 
+    connect_in_background()  # DuckDB's connection opens while the config is read
     loaded = load_config(config, _overrides(start, end, clock, data_dir))
     if resume_from is not None and str(resume_from) == "latest":
         from core.results import ResultsStore

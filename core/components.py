@@ -193,18 +193,22 @@ class DataProcessor(Component):
 
     def on_clock(self, now_ns: int) -> int:
         """Deliver every bar ending at or before ``now_ns``; returns base bars delivered."""
-        target = self._target
-        assert self._queue is not None and target is not None
+        target, queue = self._target, self._queue
+        assert queue is not None and target is not None
         upto = self._upto.get(now_ns)
         if upto is None:
-            upto = int(self._queue.ends.searchsorted(now_ns, side="right"))
-        self.last_rows = range(target.filled, max(upto, target.filled))
-        arrived = target.reveal(self._queue, upto)
+            upto = int(queue.ends.searchsorted(now_ns, side="right"))
+        first = target.filled
+        if upto > first:
+            self.last_rows = range(first, upto)
+            arrived = target.reveal(queue, upto)
+            self.delivered += arrived
+        else:
+            self.last_rows, arrived = range(0), 0
         if self.last_derived:
             self.last_derived = []
         if now_ns >= self._next_window_end:
             self._emit_windows(now_ns)
-        self.delivered += arrived
         return arrived
 
     def _emit_windows(self, now_ns: int) -> None:

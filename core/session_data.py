@@ -171,6 +171,11 @@ class SessionData:
         self._state.indicators[values.key] = values
 
     @property
+    def indicators(self) -> Mapping[str, IndicatorValues]:
+        """Key -> today's values (every row; readers stop at the clock)."""
+        return self._state.indicators
+
+    @property
     def indicator_keys(self) -> tuple[str, ...]:
         return tuple(self._state.indicators)
 

@@ -9,6 +9,8 @@ a range of days, never one query per symbol or per day.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,15 +122,14 @@ class ParquetStore:
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            # Timestamps cross this boundary as epoch integers only: no ICU, no pytz needed.
-            self._con = duckdb.connect()
-            self._con.execute("SET enable_object_cache = true")
+            self._con = _take_background_connection() or _new_connection()
         return self._con
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        """Release the connection; DuckDB frees its caches (~5 ms, without the GIL) on another thread."""
+        con, self._con = self._con, None
+        if con is not None:
+            threading.Thread(target=con.close, name="duckdb-close").start()
 
     def _source(self, interval: Interval | str, symbols: list[str]) -> str:
         files = [
@@ -241,6 +242,41 @@ class ParquetStore:
         )
         tmp.replace(target)
         return target
+
+
+def _new_connection() -> duckdb.DuckDBPyConnection:
+    # Timestamps cross this boundary as epoch integers only: no ICU, no pytz needed.
+    con = duckdb.connect()
+    con.execute("SET enable_object_cache = true")
+    return con
+
+
+_background: Future[duckdb.DuckDBPyConnection] | None = None
+
+
+def connect_in_background() -> None:
+    """Start opening a DuckDB connection on another thread; the next store to connect takes it.
+
+    Opening one costs ~15 ms, spent inside DuckDB without the GIL, so a command that
+    will read bars calls this first and the opening overlaps the command's own start
+    (config, results folder).  Without it, a store opens its connection when first used.
+    """
+    global _background
+    if _background is None:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="duckdb-connect")
+        _background = pool.submit(_new_connection)
+        pool.shutdown(wait=False)
+
+
+def _take_background_connection() -> duckdb.DuckDBPyConnection | None:
+    global _background
+    pending, _background = _background, None
+    if pending is None:
+        return None
+    try:
+        return pending.result()
+    except Exception:  # noqa: BLE001 - connect again in the foreground, where errors surface
+        return None
 
 
 def _utc(ns: int | None) -> dt.datetime | None:

@@ -78,6 +78,7 @@ class Batch:
         self.ts_ns = int(block.starts[row])
         self.now_ns = now_ns
         self.interval = block.interval.label
+        self._indicators = data.indicators
         self._data = data
         self._block = block
         self._row = row
@@ -141,7 +142,7 @@ class Batch:
 
     def indicator(self, key: str) -> np.ndarray:
         """The indicator's value at this bar for each symbol of the batch (NaN while not ready)."""
-        values = self._data.indicator_values(key)
+        values = self._indicators.get(key) or self._data.indicator_values(key)  # (the latter explains)
         if values.interval != self.interval:
             raise SessionError(
                 f"{key} is on {values.interval} bars, this batch is {self.interval}", where=key
@@ -234,7 +235,8 @@ class StrategyContext:
         return self._broker.cancel(order_id)
 
     def position(self, symbol: str) -> float:
-        return self._broker.portfolio.position(symbol)
+        held = self._broker.portfolio.positions.get(symbol)
+        return held.quantity if held is not None else 0.0
 
     @property
     def open_orders(self) -> list[Order]:
