@@ -267,7 +267,10 @@ class Broker:
             j = columns.get(order.symbol)
             if j is None or not present[j] or start_ns < order.submitted_ns:
                 continue
-            price = self._trigger(order, float(opens[j]), float(highs[j]), float(lows[j]))
+            if order.type == "market":  # the common case, without the high and low
+                price: float | None = self.costs.slipped(float(opens[j]), order.side)
+            else:
+                price = self._trigger(order, float(opens[j]), float(highs[j]), float(lows[j]))
             if price is not None:
                 self._fill(order, price, start_ns, end_ns)
                 hit.append(j)

@@ -115,6 +115,7 @@ class SessionCoordinator:
         self._strategy_states = strategy_states
         # one store for validation and the run: one connection, DuckDB's metadata cache shared
         self._store = ParquetStore(Path(config.data.dir))
+        self._prepared = False
 
     # -- for other threads ------------------------------------------------------
     def request_insertion(self, symbol: str) -> Future[dict[str, Any]]:
@@ -138,7 +139,8 @@ class SessionCoordinator:
         try:
             report = self._validate()
             result = RunResult(self.config, report, session_data=self.session_data, clock=self.clock)
-            self._prepare(report)
+            if not self._prepared:
+                self._prepare(report)
             self._emit(
                 RunStarted(
                     len(report.sessions),
@@ -162,12 +164,19 @@ class SessionCoordinator:
         return result
 
     def _validate(self) -> ValidationReport:
-        report = validate(self.config, self._days_limit, self._store)
+        report = validate(self.config, self._days_limit, self._store, self._prefetch)
         report.raise_if_invalid()
         return report
 
+    def _prefetch(self, report: ValidationReport) -> None:
+        """Inside validation, before it counts the data's coverage: build the parts and read the
+        first days (the count then comes from those rows; nothing is registered yet)."""
+        self._prepare(report)
+        self._loader.prefetch()
+
     def _prepare(self, report: ValidationReport) -> None:
         assert report.calendar is not None and report.base_interval is not None
+        self._prepared = True
         self._calendar: TradingCalendar = report.calendar
         self._base = Interval.parse(report.base_interval)
         self._derived = [Interval.parse(label) for label in report.derived_intervals]

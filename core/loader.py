@@ -122,6 +122,11 @@ class DayLoader:
         )
         return history, day
 
+    def prefetch(self) -> None:
+        """Read the first chunk of days now."""
+        if self._chunks:
+            self._rows_for(self._chunks[0][0])
+
     def _rows_for(self, session: dt.date) -> BarRows:
         index = self._chunk_of[session]
         if self._loaded != index or self._rows is None:

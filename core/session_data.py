@@ -118,6 +118,7 @@ class SessionData:
             block.drop_column(column)
         for values in self._state.indicators.values():
             values.values = np.delete(values.values, column, axis=1)
+            values.values.flags.writeable = False
         self._state.quality.pop(symbol, None)
         del self._state.symbols[symbol]
         self._state.symbols = {s: j for j, s in enumerate(self._state.symbols)}
@@ -168,6 +169,8 @@ class SessionData:
         return tuple(self._state.bars)
 
     def attach_indicator(self, values: IndicatorValues) -> None:
+        """Today's values of one indicator, read-only from now on (readers get views, not copies)."""
+        values.values.flags.writeable = False
         self._state.indicators[values.key] = values
 
     @property

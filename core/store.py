@@ -78,6 +78,9 @@ class ParquetStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._con: duckdb.DuckDBPyConnection | None = None
+        # the last read_bars: (interval, symbols, start, end, rows), so that counting rows in
+        # windows it covers needs no query of its own
+        self._last_read: tuple[str, list[str], int, int, BarRows] | None = None
 
     # -- layout ---------------------------------------------------------
     def bars_dir(self, interval: Interval | str) -> Path:
@@ -151,6 +154,7 @@ class ParquetStore:
 
     def read_bars(self, interval: Interval, symbols: list[str], start_ns: int, end_ns: int) -> BarRows:
         """All bars of ``symbols`` starting in ``[start_ns, end_ns)``, in one query, sorted by start."""
+        self._last_read = None  # (freed before the next read)
         if not symbols:
             return _empty_rows()
         sql = f"""
@@ -163,11 +167,13 @@ class ParquetStore:
         cols = self._query(sql, params, f"{interval} bars of {', '.join(symbols[:5])}")
         # Sorting here is cheaper than ORDER BY in the query (measured: it doubles the query).
         order = np.argsort(cols["t"], kind="stable")
-        return BarRows(
+        rows = BarRows(
             symbol=cols["sym"][order].astype(np.int32, copy=False),
             ts=cols["t"][order].astype(np.int64, copy=False),
             **{name: cols[name][order].astype(np.float64, copy=False) for name in BAR_COLUMNS},
         )
+        self._last_read = (str(interval), list(symbols), start_ns, end_ns, rows)
+        return rows
 
     def count_in_windows(
         self, interval: Interval, symbols: list[str], windows: list[tuple[int, int]], per_query: int = 20
@@ -182,6 +188,13 @@ class ParquetStore:
             return counts
         starts = np.array([w[0] for w in windows], dtype=np.int64)
         ends = np.array([w[1] for w in windows], dtype=np.int64)
+        held = self._held_rows(interval, symbols, int(starts[0]), int(ends[-1]))
+        if held is not None:  # the last read covers every window: counted from it, no query
+            sym, ts = held
+            slot = np.searchsorted(starts, ts, side="right") - 1
+            inside = (slot >= 0) & (ts < ends[np.clip(slot, 0, None)])
+            flat = slot[inside] * len(symbols) + sym[inside]
+            return np.bincount(flat, minlength=counts.size).reshape(counts.shape).astype(np.int64)
         sql = f"""
             SELECT (list_position(?, symbol) - 1)::INTEGER AS sym, epoch_ns(ts) AS t
             FROM {self._source(interval, symbols)}
@@ -196,6 +209,23 @@ class ParquetStore:
             flat = slot[inside] * len(symbols) + cols["sym"][inside]
             counts += np.bincount(flat, minlength=counts.size).reshape(counts.shape)
         return counts
+
+    def _held_rows(
+        self, interval: Interval | str, symbols: list[str], lo: int, hi: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(symbol index into ``symbols``, ts) of the last read's rows of ``symbols`` in ``[lo, hi)``,
+        when that read covered the range and every one of them; else None."""
+        if self._last_read is None:
+            return None
+        label, read_symbols, start_ns, end_ns, rows = self._last_read
+        if label != str(interval) or lo < start_ns or hi > end_ns or not set(symbols) <= set(read_symbols):
+            return None
+        wanted = {s: i for i, s in enumerate(symbols)}
+        remap = np.array([wanted.get(s, -1) for s in read_symbols], dtype=np.int64)
+        part = rows.between(lo, hi)
+        sym = remap[part.symbol]
+        keep = sym >= 0
+        return sym[keep], part.ts[keep]
 
     def first_bar_ns(self, interval: Interval, symbols: list[str]) -> dict[str, int]:
         """Start of the earliest stored bar per symbol."""

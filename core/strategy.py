@@ -47,6 +47,8 @@ from core.components import Component
 from core.errors import SessionError
 from core.session_data import IndicatorSeries, SessionData
 
+_count = np.count_nonzero
+
 
 class LookAheadError(SessionError):
     """A strategy asked for a bar or value that ends after the clock."""
@@ -75,13 +77,17 @@ class Batch:
         # ``columns`` given: every column of the block has a bar in this row
         self._whole = columns is not None
         self.columns = np.flatnonzero(block.present[row]) if columns is None else columns
-        self.ts_ns = int(block.starts[row])
         self.now_ns = now_ns
         self.interval = block.interval.label
         self._indicators = data.indicators
         self._data = data
         self._block = block
         self._row = row
+
+    @property
+    def ts_ns(self) -> int:
+        """The bars' start (UTC ns)."""
+        return int(self._block.starts[self._row])
 
     @cached_property
     def symbols(self) -> list[str]:
@@ -148,7 +154,7 @@ class Batch:
                 f"{key} is on {values.interval} bars, this batch is {self.interval}", where=key
             )
         if self._whole:
-            return values.values[self._row].copy()  # the same as gathering every column, cheaper
+            return values.values[self._row]  # every column: a (read-only) view, no gather
         return values.values[self._row, self.columns]
 
 
@@ -416,13 +422,12 @@ class StrategyManager(Component):
                 self._fill_orders(block, row)
         self._stop_ns.append(now_ns)
         self._stop_rows.append(block.filled)
-        width = self._all.size
+        present, everyone = block.present, self._all
         for row in rows:
-            arrived = int(np.count_nonzero(block.present[row]))
+            arrived = _count(present[row])
             if not arrived:
                 continue
-            columns = self._all if arrived == width else None
-            batch = Batch(self._data, block, row, now_ns, columns)
+            batch = Batch(self._data, block, row, now_ns, everyone if arrived == everyone.size else None)
             for strategy in self._strategies:
                 ctx.state = strategy.state
                 strategy.on_bars(ctx, batch)

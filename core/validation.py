@@ -8,6 +8,7 @@ for; chooses the base interval and lists the derived ones.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,12 +71,18 @@ class ValidationReport:
 
 
 def validate(
-    config: SessionConfig, days_limit: int | None = None, store: ParquetStore | None = None
+    config: SessionConfig,
+    days_limit: int | None = None,
+    store: ParquetStore | None = None,
+    prefetch: Callable[[ValidationReport], None] | None = None,
 ) -> ValidationReport:
     """Check ``config`` and its data; never registers, loads or streams anything.
 
     ``store``: the run's own store, so that its connection (and DuckDB's cache of the
     files' metadata) serves the run too; without one, a store is opened and closed here.
+    ``prefetch``: called once the base interval and sessions are known and valid, before
+    the data's coverage is counted; a run reads its first days there, and the count
+    then comes from those rows instead of a query of its own.
     """
     report = ValidationReport(
         exchange=config.session.exchange,
@@ -89,7 +96,7 @@ def validate(
     report.sessions = _sessions(config, calendar, days_limit, report)
     _check_classes(config, report)
     if store is not None:
-        _check_store(config, store, report)
+        _check_store(config, store, report, prefetch)
         return report
     own = ParquetStore(Path(config.data.dir))
     try:
@@ -182,7 +189,12 @@ def choose_base_interval(
     return best, [r for r in requested if not best.divides(r)]
 
 
-def _check_store(config: SessionConfig, store: ParquetStore, report: ValidationReport) -> None:
+def _check_store(
+    config: SessionConfig,
+    store: ParquetStore,
+    report: ValidationReport,
+    prefetch: Callable[[ValidationReport], None] | None = None,
+) -> None:
     try:
         store.check_root()
     except DataError as exc:
@@ -227,6 +239,8 @@ def _check_store(config: SessionConfig, store: ParquetStore, report: ValidationR
     report.base_interval = base.label
     report.derived_intervals = [r.label for r in requested if r != base]
     if report.sessions:
+        if prefetch is not None and not report.errors:
+            prefetch(report)
         _check_coverage(config, store, base, report)
 
 
