@@ -184,12 +184,13 @@ def run(
     Shows each day and its phases as they happen on stderr, then a summary.
     With --json, stdout carries one document: run_id, results, days, totals.
     """
+    from core.store import connect_in_background
+
+    connect_in_background()  # DuckDB's connection opens while the engine is imported and the config read
     from core.config import load_config
     from core.runs import run_and_save
     from core.snapshot import iso
-    from core.store import connect_in_background
 
-    connect_in_background()  # DuckDB's connection opens while the config is read
     loaded = load_config(config, _overrides(start, end, clock, data_dir))
     if resume_from is not None and str(resume_from) == "latest":
         from core.results import ResultsStore

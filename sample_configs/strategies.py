@@ -27,7 +27,8 @@ class SmaCross(Strategy):
         # the regime lives in an array during the day (one slot per session symbol) ...
         regime = self.state.setdefault("regime", {})
         self._symbols = list(ctx.symbols)
-        self._regime = np.array([regime.get(s, 0) for s in self._symbols], dtype=np.int8)
+        self._regime = np.array([regime.get(s, 0) for s in self._symbols], dtype=np.float64)
+        self._undecided = int(np.count_nonzero(self._regime == 0))
         self._fast = self.params.get("fast", "sma_10@1m")
         self._slow = self.params.get("slow", "sma_30@1m")
         self._threshold = float(self.params.get("threshold", 1e-6))
@@ -41,29 +42,36 @@ class SmaCross(Strategy):
         self._save()  # ... and in self.state (plain ints) between days
 
     def _save(self) -> None:
-        self.state["regime"].update(zip(self._symbols, self._regime.tolist(), strict=True))
+        regimes = (int(r) for r in self._regime.tolist())
+        self.state["regime"].update(zip(self._symbols, regimes, strict=True))
 
     def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
-        diff = batch.indicator(self._fast) - batch.indicator(self._slow)
-        up, down = diff > self._threshold, diff < -self._threshold  # NaN (not ready): neither
+        diff = batch.indicator(self._fast) - batch.indicator(self._slow)  # NaN while not ready
         columns = batch.columns
         whole = columns.size == self._regime.size  # every symbol has a bar: no gather needed
-        old = self._regime if whole else self._regime[columns]
-        buys, sells = up & (old == -1), down & (old == 1)
-        if whole:
-            old[up], old[down] = 1, -1
-        else:
-            self._regime[columns[up]], self._regime[columns[down]] = 1, -1
-        if not np.count_nonzero(buys) and not np.count_nonzero(sells):  # (cheaper than .any())
+        if self._undecided:  # regime 0 (no side yet) takes the side the spread is on
+            self._decide(diff, columns)
+        regime = self._regime if whole else self._regime[columns]
+        # a cross: the spread beyond the threshold on the side opposite to the regime (+1 or -1)
+        crossed = diff * regime < -self._threshold
+        if not np.count_nonzero(crossed):  # (cheaper than .any())
             return
+        flipped = columns[crossed].tolist()
+        self._regime[flipped] = -self._regime[flipped]
         symbols = self._symbols
-        for j in columns[buys].tolist():
-            if ctx.position(symbols[j]) == 0:
+        for j in flipped:
+            if self._regime[j] > 0 and ctx.position(symbols[j]) == 0:
                 ctx.buy(symbols[j], self._quantity)
-        for j in columns[sells].tolist():
+        for j in flipped:
             held = ctx.position(symbols[j])
-            if held > 0:
+            if self._regime[j] < 0 and held > 0:
                 ctx.sell(symbols[j], held)
+
+    def _decide(self, diff: np.ndarray, columns: np.ndarray) -> None:
+        undecided = self._regime[columns] == 0
+        self._regime[columns[undecided & (diff > self._threshold)]] = 1
+        self._regime[columns[undecided & (diff < -self._threshold)]] = -1
+        self._undecided = int(np.count_nonzero(self._regime == 0))
 
 
 class OpeningRangeBreakout(Strategy):
