@@ -386,6 +386,7 @@ class StrategyManager(Component):
     def _sync_columns(self) -> None:
         """Positions and marks of the session's columns; positions outside it are valued once."""
         symbols = self._data.symbols
+        self._symbol_list = list(symbols)
         self._columns = self._data.columns
         self._all = np.arange(len(symbols))
         self._positions = np.array([self.portfolio.position(s) for s in symbols], dtype=np.float64)
@@ -453,7 +454,7 @@ class StrategyManager(Component):
             self._columns,
         )
         if hit:
-            symbols = self._data.symbols
+            symbols = self._symbol_list
             for j in hit:
                 self._positions[j] = self.portfolio.position(symbols[j])
             self._changes.append((len(self._stop_ns), self.portfolio.cash, self._positions.copy()))
@@ -503,12 +504,13 @@ class StrategyManager(Component):
         self._flushed = len(self._stop_ns)
         self._changes = self._changes[-1:]
 
-    def _keep_marks(self) -> None:
-        """Every session symbol's last close up to the clock, into the portfolio's marks."""
+    def _keep_marks(self) -> np.ndarray:
+        """Every session symbol's last close up to the clock, into the portfolio's marks (and returned)."""
         marks = self._marks_at(np.array([self._block.filled]))[0]
         for j, symbol in enumerate(self._data.symbols[: marks.size]):
             if marks[j] > 0:
                 self.portfolio.marks[symbol] = float(marks[j])
+        return marks
 
     def notify(self, method: str, record: dict[str, Any]) -> None:
         """on_scan / on_insertion to every strategy."""
@@ -522,15 +524,18 @@ class StrategyManager(Component):
         if not self._strategies or self.broker is None or self._ctx is None:
             return
         self._flush_curve()
-        self._keep_marks()
+        marks = self._keep_marks()
         self.broker.close_session(self._clock.now_ns, self._flat)
         self._sync_columns()
         for strategy in self._strategies:
             self._ctx.state = strategy.state
             strategy.on_session_end(self._ctx)
-        self._stop_ns.append(self._clock.now_ns)  # the close, after flattening
-        self._stop_rows.append(self._block.filled)
-        self._flush_curve()
+        # one more point: the close, after flattening, at the same marks
+        ledger, cash = self.ledger, self.portfolio.cash
+        ledger.curve_ns.append(self._clock.now_ns)
+        ledger.curve_cash.append(cash)
+        ledger.curve_equity.append(cash + float(self._positions @ marks) + self._outside)
+        ledger.curve_exposed.append(bool(self._positions.any()) or bool(self._outside))
         session = plan.session.isoformat() if (plan := self._data.plan) else ""
         self.ledger.add_orders(session, self.broker.orders)
         self.ledger.fills.extend(self.broker.fills)
