@@ -23,8 +23,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-import numpy as np
-
+from core.bars import BarBlock
 from core.errors import ConfigError
 
 
@@ -247,32 +246,27 @@ class Broker:
         self.portfolio.marks[symbol] = c
         return filled
 
-    def on_row(
-        self,
-        start_ns: int,
-        end_ns: int,
-        opens: np.ndarray,
-        highs: np.ndarray,
-        lows: np.ndarray,
-        present: np.ndarray,
-        columns: Mapping[str, int],
-    ) -> list[int]:
-        """One row of bars (a column per symbol, ``columns`` maps them) ended: fill what it triggers.
+    def on_row(self, block: BarBlock, row: int, columns: Mapping[str, int]) -> list[int]:
+        """Row ``row`` of ``block`` (a column per symbol, ``columns`` maps them) has ended: fill
+        what it triggers.
 
         Orders are tried in submission order; a symbol without a bar in the row fills
         nothing.  Returns the columns that had fills.
         """
         hit = []
+        start_ns = int(block.starts[row])
         for order in list(self.portfolio.open_orders):  # a copy: fills leave the list
             j = columns.get(order.symbol)
-            if j is None or not present[j] or start_ns < order.submitted_ns:
+            if j is None or start_ns < order.submitted_ns or not block.present[row, j]:
                 continue
             if order.type == "market":  # the common case, without the high and low
-                price: float | None = self.costs.slipped(float(opens[j]), order.side)
+                price: float | None = self.costs.slipped(float(block.open[row, j]), order.side)
             else:
-                price = self._trigger(order, float(opens[j]), float(highs[j]), float(lows[j]))
+                price = self._trigger(
+                    order, float(block.open[row, j]), float(block.high[row, j]), float(block.low[row, j])
+                )
             if price is not None:
-                self._fill(order, price, start_ns, end_ns)
+                self._fill(order, price, start_ns, int(block.ends[row]))
                 hit.append(j)
         return hit
 

@@ -444,15 +444,7 @@ class StrategyManager(Component):
 
     def _fill_orders(self, block: BarBlock, row: int) -> None:
         assert self.broker is not None
-        hit = self.broker.on_row(
-            int(block.starts[row]),
-            int(block.ends[row]),
-            block.open[row],
-            block.high[row],
-            block.low[row],
-            block.present[row],
-            self._columns,
-        )
+        hit = self.broker.on_row(block, row, self._columns)
         if hit:
             symbols = self._symbol_list
             for j in hit:
