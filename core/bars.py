@@ -102,6 +102,12 @@ class BarBlock:
         lo = self.filled
         if upto <= lo:
             return 0
+        if upto == lo + 1 and self.ohlcv is not None and source.ohlcv is not None:  # the usual: one row
+            self.ohlcv[:, lo] = source.ohlcv[:, lo]
+            present = source.present[lo]
+            self.present[lo] = present
+            self.filled = upto
+            return int(np.count_nonzero(present))
         if self.ohlcv is not None and source.ohlcv is not None:
             self.ohlcv[:, lo:upto] = source.ohlcv[:, lo:upto]
         else:

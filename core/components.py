@@ -8,6 +8,7 @@ lifecycle is an explicit state table: illegal transitions raise.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import replace
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -135,6 +136,7 @@ class DataProcessor(Component):
         self._queue: BarBlock | None = None
         self._target: BarBlock | None = None
         self._windows: list[tuple[BarBlock, BarBlock]] = []  # (SessionData block, the day's bars)
+        self._window_ends: list[list[int]] = []  # each window's bar ends
         self.delivered = 0
         self._next_window_end = _NEVER
         self._upto: dict[int, int] = {}  # clock stop -> base rows ended by then (clock_times)
@@ -160,6 +162,7 @@ class DataProcessor(Component):
             block = BarBlock.empty(interval, starts, ends, queue.width)
             self._data.attach_bars(block)
             self._windows.append((block, day))
+        self._window_ends = [day.ends.tolist() for _, day in self._windows]
         self._next_window_end = min((int(b.ends[0]) for b, _ in self._windows if b.rows), default=_NEVER)
 
     def on_symbol_added(self, symbol: str) -> None:
@@ -214,14 +217,14 @@ class DataProcessor(Component):
     def _emit_windows(self, now_ns: int) -> None:
         assert self._target is not None
         upcoming = []
-        for block, day in self._windows:
+        for (block, day), ends in zip(self._windows, self._window_ends, strict=True):
             first = block.filled
-            upto = int(day.ends.searchsorted(now_ns, side="right"))
+            upto = bisect.bisect_right(ends, now_ns)  # (a list: cheaper than numpy for one value)
             if upto > first:
                 block.reveal(day, upto)
                 self.last_derived.append((block, range(first, upto)))
-            if upto < block.rows:
-                upcoming.append(int(day.ends[upto]))
+            if upto < len(ends):
+                upcoming.append(ends[upto])
         self._next_window_end = min(upcoming, default=_NEVER)
 
 
