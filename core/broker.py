@@ -68,7 +68,7 @@ class Order:
     tag: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _ORDER_FIELDS}
+        return {name: getattr(self, name) for name in ORDER_FIELDS}
 
 
 class Fill(NamedTuple):
@@ -87,7 +87,7 @@ class Fill(NamedTuple):
         return self._asdict()
 
 
-_ORDER_FIELDS = tuple(Order.__dataclass_fields__)
+ORDER_FIELDS = tuple(Order.__dataclass_fields__)
 
 
 @dataclass(slots=True)

@@ -238,11 +238,9 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
 def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
     """Orders, fills, the per-bar equity curve, daily equity, the final portfolio and strategy state."""
     ledger = getattr(events, "ledger", None)
-    orders = ledger.orders if ledger else []
-    fills = [f.as_dict() for f in ledger.fills] if ledger else []
     tables = {
-        "orders": _columns(orders, _ORDER_SCHEMA),
-        "fills": _columns(fills, _FILL_SCHEMA),
+        "orders": _columns(ledger.order_columns() if ledger else {}, _ORDER_SCHEMA),
+        "fills": _columns(ledger.fill_columns() if ledger else {}, _FILL_SCHEMA),
         "equity": pa.table(
             {
                 "seq": pa.array(range(len(ledger.curve_ns)) if ledger else [], pa.int64()),
@@ -274,11 +272,10 @@ def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
     )
 
 
-def _columns(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    """A table from row dicts, built column by column (much faster than from_pylist)."""
+def _columns(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
+    """A table of ``schema`` from lists of values by column name (a missing column is empty)."""
     return pa.table(
-        {field.name: pa.array([row.get(field.name) for row in rows], field.type) for field in schema},
-        schema=schema,
+        {field.name: pa.array(columns.get(field.name, []), field.type) for field in schema}, schema=schema
     )
 
 

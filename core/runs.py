@@ -109,7 +109,7 @@ def capture(run_id: str, result: RunResult) -> DaySnapshot:
     )
     if result.ledger is not None:
         day = snapshot.date.isoformat()
-        snapshot.orders = [o for o in result.ledger.orders if o.get("date") == day]
+        snapshot.orders = result.ledger.orders_of(day)
         start, end = snapshot.market_open_ns, snapshot.clock_ns
         snapshot.fills = [f.as_dict() for f in result.ledger.fills if start <= f.ts_ns <= end]
     return snapshot

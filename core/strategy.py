@@ -42,7 +42,7 @@ import numpy as np
 
 from calendars import Interval, SessionPlan, SimClock
 from core.bars import BarBlock, SymbolBars
-from core.broker import Broker, Costs, Fill, Order, Portfolio
+from core.broker import ORDER_FIELDS, Broker, Costs, Fill, Order, Portfolio
 from core.components import Component
 from core.errors import SessionError
 from core.session_data import IndicatorSeries, SessionData
@@ -309,10 +309,30 @@ class Ledger:
     @property
     def orders(self) -> list[dict[str, Any]]:
         """One dict per recorded order and day: ``date`` then the order's fields at that day's close."""
+        return self.orders_of(None)
+
+    def orders_of(self, session: str | None) -> list[dict[str, Any]]:
+        """:attr:`orders` of one day (an ISO date), or of every day with None."""
         return [
             {"date": day, **order.as_dict(), "status": status, "filled_ns": filled, "fill_price": price}
             for day, order, status, filled, price in self.order_rows
+            if session is None or day == session
         ]
+
+    def order_columns(self) -> dict[str, list[Any]]:
+        """:attr:`orders` column by column (``date`` and every order field), without a dict per row."""
+        rows = self.order_rows
+        columns: dict[str, list[Any]] = {"date": [row[0] for row in rows]}
+        for name in ORDER_FIELDS:
+            columns[name] = [getattr(row[1], name) for row in rows]
+        columns["status"] = [row[2] for row in rows]
+        columns["filled_ns"] = [row[3] for row in rows]
+        columns["fill_price"] = [row[4] for row in rows]
+        return columns
+
+    def fill_columns(self) -> dict[str, list[Any]]:
+        """The fills column by column."""
+        return {name: [getattr(f, name) for f in self.fills] for name in Fill._fields}
 
 
 class StrategyManager(Component):
