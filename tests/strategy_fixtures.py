@@ -61,3 +61,11 @@ class RandomOrders(Strategy):
 
     def on_session_end(self, ctx: StrategyContext) -> None:
         self.state.pop("rng", None)  # not JSON; a fresh seeded stream each day is fine here
+
+
+class EquityWatch(Scripted):
+    """Scripted orders; records ``ctx.equity`` at every batch, before acting."""
+
+    def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
+        SEEN.setdefault("equity", []).append((ctx.now_ns, ctx.equity))
+        self._act(ctx)

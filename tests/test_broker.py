@@ -253,3 +253,66 @@ def test_strategy_reading_beyond_the_clock_fails(tmp_path, store, runner):
             SessionCoordinator(load_config(config)).run()
         result = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")])
         assert result.exit_code == 5 and "look-ahead" in result.stderr
+
+
+def test_equity_curve_and_ctx_equity_mark_every_position_at_its_last_close(tmp_path, store):
+    """Every equity point (and ctx.equity) equals cash + each position at the last close that ended
+    by then, recomputed here from the stored bars and the fills; BBB joins at 09:37 New York."""
+    from tests import strategy_fixtures
+
+    strategy_fixtures.SEEN.clear()
+    orders = [
+        ["2023-11-22 14:35", "AAA", "buy", 100],
+        ["2023-11-22 14:40", "BBB", "buy", 10],  # BBB is in the session from 14:37
+        ["2023-11-22 16:00", "BBB", "sell", 10],
+        ["2023-11-24 15:00", "AAA", "sell", 40],
+    ]
+    body = '[portfolio]\ncash = 100000\n[[insert]]\nsymbol = "BBB"\nat = "09:37"\n'
+    body += "[execution]\ncommission_per_order = 1.0\n"
+    body += '[[strategies]]\nname = "s"\nclass = "tests.strategy_fixtures:EquityWatch"\n'
+    body += f"[strategies.params]\norders = {toml_value(orders)}\n"
+    config = load_config(
+        write_config(
+            tmp_path / "c.toml",
+            store,
+            symbols=["AAA"],
+            start="2023-11-22",
+            end="2023-11-24",
+            trailing_days=0,
+            intervals=["1m"],
+            extra=body,
+        )
+    )
+    result = SessionCoordinator(config).run()
+    assert len(result.ledger.fills) == 4
+    bars = {
+        symbol: pd.read_parquet(store / "bars" / "interval=1m" / f"symbol={symbol}").sort_values("ts")
+        for symbol in ("AAA", "BBB")
+    }
+    ends = {  # each bar's end, UTC ns
+        s: f["ts"].dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype(np.int64) + 60_000_000_000
+        for s, f in bars.items()
+    }
+
+    def reference(clock: int) -> float:
+        cash, held = 100_000.0, {"AAA": 0.0, "BBB": 0.0}
+        for fill in result.ledger.fills:
+            if fill.ts_ns <= clock:
+                signed = fill.quantity if fill.side == "buy" else -fill.quantity
+                cash -= signed * fill.price + fill.commission
+                held[fill.symbol] += signed
+        value = cash
+        for symbol, quantity in held.items():
+            if quantity:
+                last = np.searchsorted(ends[symbol], clock, side="right") - 1
+                value += quantity * float(bars[symbol]["close"].iloc[last])
+        return value
+
+    ledger = result.ledger
+    assert len(ledger.curve_ns) == 390 + 210 + 2  # every stop of both days and each close
+    for clock, equity in zip(ledger.curve_ns, ledger.curve_equity, strict=True):
+        assert equity == pytest.approx(reference(clock), abs=1e-6), pd.Timestamp(clock, tz="UTC")
+    seen = strategy_fixtures.SEEN["equity"]
+    assert len(seen) > 590
+    for clock, equity in seen:
+        assert equity == pytest.approx(reference(clock), abs=1e-6), pd.Timestamp(clock, tz="UTC")
