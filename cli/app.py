@@ -200,10 +200,13 @@ def run(
     # the garbage collector's reach, the collections a run triggers stop rescanning it (~20% of
     # a short run's time).
     gc.freeze()
-    with render.RunProgress() as progress:
-        outcome = run_and_save(
-            loaded, _results_dir(results_dir), days, on_event=progress, resume_from=resume_from
-        )
+    try:
+        with render.RunProgress() as progress:
+            outcome = run_and_save(
+                loaded, _results_dir(results_dir), days, on_event=progress, resume_from=resume_from
+            )
+    finally:
+        gc.unfreeze()  # (the command may run inside a longer-lived process, as in tests)
     result = outcome.result
     streaming = sum(d.phase_seconds.get("streaming", 0.0) for d in result.days)
     from core.runs import statistics_of

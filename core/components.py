@@ -179,6 +179,11 @@ class DataProcessor(Component):
                 getattr(block, name)[: block.filled, j] = getattr(day, name)[: block.filled, j]
             day.ohlcv = wider.ohlcv
 
+    def on_symbol_removed(self, symbol: str, column: int) -> None:
+        """The day's derived bars lose the column too (SessionData's blocks already did)."""
+        for _, day in self._windows:
+            day.drop_column(column)
+
     def clock_times(self, data_driven: bool) -> np.ndarray:
         """The clock's stops: every bar end (clock-driven) or ends of bars that exist."""
         assert self._queue is not None

@@ -489,6 +489,7 @@ class SessionCoordinator:
             component.on_symbol_removed(symbol, column)
         record = insertion_record(symbol, source, now_ns, "removed")
         self.log.insertions.append(record)
+        self.strategies.notify("on_insertion", record)
         return record
 
     # -- PHASE 4 ------------------------------------------------------------

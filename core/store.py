@@ -131,6 +131,7 @@ class ParquetStore:
     def close(self) -> None:
         """Release the connection; DuckDB frees its caches (~5 ms, without the GIL) on another thread."""
         con, self._con = self._con, None
+        self._last_read = None
         if con is not None:
             threading.Thread(target=con.close, name="duckdb-close").start()
 

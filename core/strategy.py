@@ -154,7 +154,7 @@ class Batch:
                 f"{key} is on {values.interval} bars, this batch is {self.interval}", where=key
             )
         if self._whole:
-            return values.values[self._row]  # every column: a (read-only) view, no gather
+            return values.values[self._row].copy()  # every column: a copy of the row, no gather
         return values.values[self._row, self.columns]
 
 
@@ -376,6 +376,7 @@ class StrategyManager(Component):
         self._ctx: StrategyContext | None = None
         self._positions = np.zeros(0)
         self._marks = np.zeros(0)  # per column, the mark before today's bars (0: never seen)
+        self._live, self._live_rows = np.zeros(0), 0  # marks at the clock, from this many rows
         self._outside = 0.0  # positions of symbols not in the session, at their last marks
         self._all = np.zeros(0, dtype=np.int64)
         # the equity curve is computed in one pass over the day's stops (see _flush_curve)
@@ -409,8 +410,10 @@ class StrategyManager(Component):
         self._symbol_list = list(symbols)
         self._columns = self._data.columns
         self._all = np.arange(len(symbols))
+        self._all.flags.writeable = False  # every full batch's columns: shared, so nobody may change it
         self._positions = np.array([self.portfolio.position(s) for s in symbols], dtype=np.float64)
         self._marks = np.array([self.portfolio.marks.get(s, 0.0) for s in symbols], dtype=np.float64)
+        self._live, self._live_rows = self._marks.copy(), 0  # see _marks_now
         self._outside = sum(
             p.quantity * self.portfolio.marks.get(s, p.average_price)
             for s, p in self.portfolio.positions.items()
@@ -487,10 +490,21 @@ class StrategyManager(Component):
         closes = np.take_along_axis(block.close[:upto, :k], np.maximum(at, 0), axis=0)
         return np.where(at >= 0, closes, self._marks)
 
+    def _marks_now(self) -> np.ndarray:
+        """Marks at the clock: :meth:`_marks_at` of the rows revealed so far, brought up to date
+        from the rows revealed since the last call only (cheap when read at every bar)."""
+        block, k, upto = self._block, self._positions.size, self._block.filled
+        if upto > self._live_rows:
+            present = block.present[self._live_rows : upto, :k]
+            seen = present.any(axis=0)
+            last = upto - 1 - np.argmax(present[::-1], axis=0)
+            self._live = np.where(seen, block.close[last, np.arange(k)], self._live)
+            self._live_rows = upto
+        return self._live
+
     def equity(self) -> float:
         """Cash plus every position at its last close up to the clock."""
-        marks = self._marks_at(np.array([self._block.filled]))[0]
-        return self.portfolio.cash + float(self._positions @ marks) + self._outside
+        return self.portfolio.cash + float(self._positions @ self._marks_now()) + self._outside
 
     def _flush_curve(self) -> None:
         """Append the equity curve of the stops not yet in the ledger, in one pass.
@@ -518,7 +532,7 @@ class StrategyManager(Component):
 
     def _keep_marks(self) -> np.ndarray:
         """Every session symbol's last close up to the clock, into the portfolio's marks (and returned)."""
-        marks = self._marks_at(np.array([self._block.filled]))[0]
+        marks = self._marks_now()
         for j, symbol in enumerate(self._data.symbols[: marks.size]):
             if marks[j] > 0:
                 self.portfolio.marks[symbol] = float(marks[j])

@@ -83,3 +83,17 @@ class Broken(Scanner):
 
     def scan(self, view: ScanView) -> list[Match]:
         raise RuntimeError("scanner exploded")
+
+
+class Phased(Scanner):
+    """Matches params.early before 10:30 New York time and params.late from then on
+    (with ``remove = true``, what drops out of the matches leaves the session)."""
+
+    needs_history = 0
+
+    def scan(self, view: ScanView) -> list[Match]:
+        import pandas as pd
+
+        local = pd.Timestamp(view.now_ns, tz="UTC").tz_convert("America/New_York")
+        names = self.params.get("early" if (local.hour, local.minute) < (10, 30) else "late", [])
+        return [Match(s, 1.0, "phase") for s in names]

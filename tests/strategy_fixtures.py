@@ -69,3 +69,13 @@ class EquityWatch(Scripted):
     def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
         SEEN.setdefault("equity", []).append((ctx.now_ns, ctx.equity))
         self._act(ctx)
+
+
+class KeepsRows(Strategy):
+    """Keeps every batch's indicator, open and close rows (and writes into them, as it may)."""
+
+    def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
+        rows = (batch.indicator("sma_5@1m"), batch.open, batch.close)
+        for row in rows:
+            row[:] = 0.0  # its own copy: nothing else changes
+        SEEN.setdefault("rows", []).append(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -316,3 +317,137 @@ def test_equity_curve_and_ctx_equity_mark_every_position_at_its_last_close(tmp_p
     assert len(seen) > 590
     for clock, equity in seen:
         assert equity == pytest.approx(reference(clock), abs=1e-6), pd.Timestamp(clock, tz="UTC")
+
+
+def _sine_bars(symbol_period: int, phase: float, base: float) -> pd.DataFrame:
+    start = pd.Timestamp("2023-11-22 14:30", tz="UTC")
+    i = np.arange(390)
+    close = base + 5 * np.sin(2 * np.pi * i / symbol_period + phase)
+    return pd.DataFrame(
+        {
+            "ts": [start + pd.Timedelta(minutes=int(k)) for k in i],
+            "open": close,
+            "high": close + 0.1,
+            "low": close - 0.1,
+            "close": close,
+            "volume": np.full(390, 10.0),
+        }
+    )
+
+
+def test_a_symbol_leaving_mid_session_with_derived_bars_and_a_strategy(tmp_path):
+    """A scanner adds BBB and CCC at 09:37 and removes BBB at 10:30, with 5m bars derived:
+    the run completes, every block loses the column, SmaCross is told and never trades BBB
+    after it left, and every equity point values the BBB position at its last close."""
+    from tests import strategy_fixtures
+
+    store = make_store(
+        tmp_path / "store",
+        {
+            "AAA": [_sine_bars(60, 0.0, 100.0)],
+            "BBB": [_sine_bars(45, 4.14, 200.0)],  # rising at 10:30: long when it leaves
+            "CCC": [_sine_bars(30, 2.0, 300.0)],
+        },
+    )
+    repo = Path(__file__).resolve().parents[1]
+    body = (
+        '[[indicators]]\nkind = "sma"\ninterval = "1m"\nperiod = 3\n'
+        '[[indicators]]\nkind = "sma"\ninterval = "1m"\nperiod = 8\n'
+        '[[indicators]]\nkind = "sma"\ninterval = "5m"\nperiod = 2\n'
+        '[[scanners]]\nname = "phased"\nclass = "tests.scanner_fixtures:Phased"\n'
+        'at = ["09:37", "10:30"]\nuniverse = ["BBB", "CCC"]\nadd = true\nremove = true\n'
+        '[scanners.params]\nearly = ["BBB", "CCC"]\nlate = ["CCC"]\n'
+        f'[[strategies]]\nname = "sma"\nclass = "{repo / "sample_configs" / "strategies.py"}:SmaCross"\n'
+        '[strategies.params]\nfast = "sma_3@1m"\nslow = "sma_8@1m"\nquantity = 1\n'
+    )
+    config = load_config(
+        write_config(
+            tmp_path / "c.toml",
+            store,
+            symbols=["AAA"],
+            start="2023-11-22",
+            end="2023-11-22",
+            trailing_days=0,
+            intervals=["1m", "5m"],
+            extra=body,
+        )
+    )
+    strategy_fixtures.SEEN.clear()
+    coordinator = SessionCoordinator(config)
+    result = coordinator.run()
+    data = result.session_data
+    assert data.symbols == ("AAA", "CCC")
+    assert all(data.block(label).width == 2 for label in ("1m", "5m"))
+    assert all(block.width == 2 for block in coordinator.queues.derived.values())
+    left = pd.Timestamp("2023-11-22 15:30", tz="UTC").value
+    removal = [r for r in result.insertions if r["symbol"] == "BBB" and r["status"] == "removed"]
+    assert len(removal) == 1 and pd.Timestamp(removal[0]["clock"]).value == left
+    orders = result.ledger.orders
+    assert not [o for o in orders if o["symbol"] == "BBB" and o["submitted_ns"] >= left]
+    assert [o for o in orders if o["symbol"] == "CCC" and o["submitted_ns"] > left]
+    # equity: positions at their last close by the clock; BBB's frozen at its close when it left
+    frames = {
+        s: pd.read_parquet(store / "bars" / "interval=1m" / f"symbol={s}").sort_values("ts")
+        for s in ("AAA", "BBB", "CCC")
+    }
+    ends = {
+        s: f["ts"].dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype(np.int64) + 60_000_000_000
+        for s, f in frames.items()
+    }
+
+    def reference(clock: int) -> float:
+        cash, held = config.portfolio.cash, dict.fromkeys(frames, 0.0)
+        for fill in result.ledger.fills:
+            if fill.ts_ns <= clock:
+                signed = fill.quantity if fill.side == "buy" else -fill.quantity
+                cash -= signed * fill.price + fill.commission
+                held[fill.symbol] += signed
+        value = cash
+        for symbol, quantity in held.items():
+            if quantity:
+                at = min(clock, left) if symbol == "BBB" else clock
+                value += quantity * float(
+                    frames[symbol]["close"].iloc[np.searchsorted(ends[symbol], at, "right") - 1]
+                )
+        return value
+
+    held_bbb = sum(
+        (f.quantity if f.side == "buy" else -f.quantity) for f in result.ledger.fills if f.symbol == "BBB"
+    )
+    assert held_bbb != 0  # the test means something: BBB is still held after it left
+    for clock, equity in zip(result.ledger.curve_ns, result.ledger.curve_equity, strict=True):
+        assert equity == pytest.approx(reference(clock), abs=1e-6), pd.Timestamp(clock, tz="UTC")
+
+
+def test_batch_values_are_copies_that_do_not_reach_the_day(tmp_path, store):
+    """Indicator and price rows handed to a strategy are its own: writable, sharing no memory
+    with SessionData (whose arrays hold bars and values beyond the clock)."""
+    from tests import strategy_fixtures
+
+    strategy_fixtures.SEEN.clear()
+    body = '[[indicators]]\nkind = "sma"\ninterval = "1m"\nperiod = 5\n'
+    body += '[[strategies]]\nname = "s"\nclass = "tests.strategy_fixtures:KeepsRows"\n'
+    config = load_config(
+        write_config(
+            tmp_path / "c.toml",
+            store,
+            symbols=["AAA", "BBB"],
+            start="2023-11-22",
+            end="2023-11-22",
+            trailing_days=0,
+            intervals=["1m"],
+            extra=body,
+        )
+    )
+    result = SessionCoordinator(config).run()
+    data = result.session_data
+    day = [
+        data.indicator_values("sma_5@1m").values,
+        *(getattr(data.block("1m"), f) for f in ("open", "close")),
+    ]
+    rows = strategy_fixtures.SEEN["rows"]
+    assert len(rows) == 390 and any(len(r[0]) == 1 for r in rows) and any(len(r[0]) == 2 for r in rows)
+    for kept in rows:
+        for row in kept:
+            assert row.flags.writeable
+            assert not any(np.shares_memory(row, array) for array in day)
