@@ -97,26 +97,22 @@ class BarBlock:
             return np.zeros(self.rows, dtype=bool)
         return (self.ends - self.starts) < self.interval.nanoseconds
 
-    def reveal(self, source: BarBlock, upto: int) -> int:
-        """Copy rows ``[filled, upto)`` from ``source``; returns the bars that arrived."""
+    def reveal(self, source: BarBlock, upto: int) -> None:
+        """Copy rows ``[filled, upto)`` from ``source``."""
         lo = self.filled
         if upto <= lo:
-            return 0
-        if upto == lo + 1 and self.ohlcv is not None and source.ohlcv is not None:  # the usual: one row
-            self.ohlcv[:, lo] = source.ohlcv[:, lo]
-            present = source.present[lo]
-            self.present[lo] = present
-            self.filled = upto
-            return int(np.count_nonzero(present))
+            return
         if self.ohlcv is not None and source.ohlcv is not None:
-            self.ohlcv[:, lo:upto] = source.ohlcv[:, lo:upto]
+            if upto == lo + 1:  # the usual: one row
+                self.ohlcv[:, lo] = source.ohlcv[:, lo]
+                self.present[lo] = source.present[lo]
+            else:
+                self.ohlcv[:, lo:upto] = source.ohlcv[:, lo:upto]
+                self.present[lo:upto] = source.present[lo:upto]
         else:
-            for name in FIELDS:
+            for name in (*FIELDS, "present"):
                 getattr(self, name)[lo:upto] = getattr(source, name)[lo:upto]
-        present = source.present[lo:upto]
-        self.present[lo:upto] = present
         self.filled = upto
-        return int(np.count_nonzero(present))
 
     def aggregate_into(self, target: BarBlock, row: int, lo: int, hi: int) -> None:
         """Write the aggregate of this block's rows ``[lo, hi)`` as ``target`` row ``row``."""

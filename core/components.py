@@ -140,6 +140,7 @@ class DataProcessor(Component):
         self.delivered = 0
         self._next_window_end = _NEVER
         self._upto: dict[int, int] = {}  # clock stop -> base rows ended by then (clock_times)
+        self._present_before: list[int] = [0]
         self.last_rows: range = range(0)  # base rows revealed by the last on_clock
         self.last_derived: list[tuple[BarBlock, range]] = []  # derived rows it completed
 
@@ -151,6 +152,7 @@ class DataProcessor(Component):
         if queue is None or plan is None:
             raise LifecycleError(f"{self.name}: no queue loaded", hint="PHASE 2 loads the queues first")
         self._queue = queue
+        self._count_queue()
         self._target = BarBlock.empty(self._base, queue.starts, queue.ends, queue.width)
         self._data.attach_bars(self._target)
         for interval in self._derived:
@@ -165,9 +167,15 @@ class DataProcessor(Component):
         self._window_ends = [day.ends.tolist() for _, day in self._windows]
         self._next_window_end = min((int(b.ends[0]) for b, _ in self._windows if b.rows), default=_NEVER)
 
+    def _count_queue(self) -> None:
+        assert self._queue is not None
+        per_row = np.count_nonzero(self._queue.present, axis=1)
+        self._present_before = [0, *np.cumsum(per_row).tolist()]  # bars in the queue's rows before i
+
     def on_symbol_added(self, symbol: str) -> None:
         """Fill the new column up to the clock, derived bars included, as if it had been there."""
         assert self._queue is not None and self._target is not None
+        self._count_queue()  # the queue has the new column
         upto, j = self._target.filled, self._data.column_of(symbol)
         names = ("open", "high", "low", "close", "volume", "present")
         for name in names:
@@ -183,6 +191,7 @@ class DataProcessor(Component):
         """The day's derived bars lose the column too (SessionData's blocks already did)."""
         for _, day in self._windows:
             day.drop_column(column)
+        self._count_queue()
 
     def clock_times(self, data_driven: bool) -> np.ndarray:
         """The clock's stops: every bar end (clock-driven) or ends of bars that exist."""
@@ -209,7 +218,8 @@ class DataProcessor(Component):
         first = target.filled
         if upto > first:
             self.last_rows = range(first, upto)
-            arrived = target.reveal(queue, upto)
+            target.reveal(queue, upto)
+            arrived = self._present_before[upto] - self._present_before[first]
             self.delivered += arrived
         else:
             self.last_rows, arrived = range(0), 0
