@@ -151,14 +151,6 @@ class IndicatorDef:
             return {}
         return {"timeperiod": self.period or 14}
 
-    def compute(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """TA-Lib outputs over one symbol's input series (oldest first)."""
-        assert self.spec.function is not None
-        function, parameters = _talib_call(self)
-        args = [np.ascontiguousarray(inputs[name], dtype=np.float64) for name in self.spec.inputs]
-        result = function(*args, **parameters)
-        return list(result) if isinstance(result, tuple) else [result]
-
 
 @functools.cache
 def _lookback(definition: IndicatorDef) -> int:
@@ -240,11 +232,15 @@ def compute_day(
     outputs = [np.full((today.rows, k), np.nan) for _ in definition.keys]
     before = np.zeros(k, dtype=np.int64)
     if definition.spec.function is not None:
+        function, parameters = _talib_call(definition)
+        names = definition.spec.inputs
         for j, mine in enumerate(inputs if inputs is not None else symbol_inputs(history, today)):
             before[j] = mine.history
             if not mine.rows.size:
                 continue
-            for out, values in zip(outputs, definition.compute(mine.series), strict=True):
+            args = [np.ascontiguousarray(mine.series[name], dtype=np.float64) for name in names]
+            result = function(*args, **parameters)
+            for out, values in zip(outputs, result if isinstance(result, tuple) else (result,), strict=True):
                 out[mine.rows, j] = values[mine.history :]
     else:
         _session_helper(definition, today, outputs, session_history or [])

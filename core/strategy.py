@@ -382,7 +382,11 @@ class StrategyManager(Component):
         # the equity curve is computed in one pass over the day's stops (see _flush_curve)
         self._stop_ns: list[int] = []  # each clock stop of the day ...
         self._stop_rows: list[int] = []  # ... and how many base rows were revealed by then
-        self._changes: list[tuple[int, float, np.ndarray]] = []  # (first stop, cash, positions)
+        # what fills changed, by stop: cash from that stop on, and (stop, column, quantity) moves
+        # over positions that were ``_held`` at the first stop not yet in the ledger
+        self._cash_from: list[tuple[int, float]] = []
+        self._moves: list[tuple[int, int, float]] = []
+        self._held = np.zeros(0)
         self._flushed = 0  # stops already in the ledger
 
     def _on_teardown(self) -> None:
@@ -419,7 +423,8 @@ class StrategyManager(Component):
             for s, p in self.portfolio.positions.items()
             if p.quantity and s not in self._data
         )
-        self._changes = [(len(self._stop_ns), self.portfolio.cash, self._positions.copy())]
+        self._cash_from = [(len(self._stop_ns), self.portfolio.cash)]
+        self._moves, self._held = [], self._positions.copy()
 
     def on_symbol_added(self, symbol: str) -> None:
         if self._ctx is not None:
@@ -469,10 +474,11 @@ class StrategyManager(Component):
         assert self.broker is not None
         hit = self.broker.on_row(block, row, self._columns)
         if hit:
-            symbols = self._symbol_list
+            stop, symbols = len(self._stop_ns), self._symbol_list
             for j in hit:
-                self._positions[j] = self.portfolio.position(symbols[j])
-            self._changes.append((len(self._stop_ns), self.portfolio.cash, self._positions.copy()))
+                self._positions[j] = quantity = self.portfolio.position(symbols[j])
+                self._moves.append((stop, j, quantity))
+            self._cash_from.append((stop, self.portfolio.cash))
 
     def _marks_at(self, revealed: np.ndarray) -> np.ndarray:
         """Marks per stop (rows) and column: the close of the last bar among the first
@@ -516,10 +522,10 @@ class StrategyManager(Component):
         if count <= 0:
             return
         marks = self._marks_at(np.asarray(self._stop_rows[first:], dtype=np.int64))
-        starts = np.array([change[0] for change in self._changes], dtype=np.int64)
-        which = np.searchsorted(starts, np.arange(first, first + count), side="right") - 1
-        cash = np.array([change[1] for change in self._changes])[which]
-        positions = np.stack([change[2] for change in self._changes])[which]
+        stops = np.arange(first, first + count)
+        starts, amounts = zip(*self._cash_from, strict=True)
+        cash = np.array(amounts)[np.searchsorted(np.array(starts), stops, side="right") - 1]
+        positions = self._positions_at(first, count)
         equity = cash + np.einsum("ij,ij->i", positions, marks) + self._outside
         exposed = np.asarray(positions.any(axis=1) | bool(self._outside), dtype=bool)
         ledger = self.ledger
@@ -528,7 +534,24 @@ class StrategyManager(Component):
         ledger.curve_equity.extend(equity.tolist())
         ledger.curve_exposed.extend(exposed.tolist())
         self._flushed = len(self._stop_ns)
-        self._changes = self._changes[-1:]
+        self._cash_from = self._cash_from[-1:]
+        self._moves, self._held = [], self._positions.copy()
+
+    def _positions_at(self, first: int, count: int) -> np.ndarray:
+        """Positions per stop (rows ``first ..``) and column: ``_held``, then each move from its stop on."""
+        k = self._held.size
+        if not self._moves:
+            return np.broadcast_to(self._held, (count, k))
+        latest = {(stop - first, j): quantity for stop, j, quantity in self._moves}  # the last move wins
+        rows, columns = (np.array(side, dtype=np.int64) for side in zip(*latest, strict=True))
+        moved = np.zeros((count, k), dtype=bool)
+        moved[rows, columns] = True
+        values = np.zeros((count, k))
+        values[rows, columns] = list(latest.values())
+        since = np.where(moved, np.arange(count)[:, None], -1)  # the row of each column's last move
+        np.maximum.accumulate(since, axis=0, out=since)
+        taken = np.take_along_axis(values, np.maximum(since, 0), axis=0)
+        return np.where(since >= 0, taken, self._held)
 
     def _keep_marks(self) -> np.ndarray:
         """Every session symbol's last close up to the clock, into the portfolio's marks (and returned)."""
