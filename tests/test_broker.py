@@ -158,23 +158,26 @@ def toml_value(value):
     return repr(value)
 
 
+def coordinator_for(tmp_path, store, body, symbols=("AAA",), end="2023-11-24", intervals=("1m",)):
+    """A coordinator for ``symbols`` from 2023-11-22 to ``end``, no trailing days, ``body`` appended."""
+    path = write_config(
+        tmp_path / "c.toml",
+        store,
+        symbols=list(symbols),
+        start="2023-11-22",
+        end=end,
+        trailing_days=0,
+        intervals=list(intervals),
+        extra=body,
+    )
+    return SessionCoordinator(load_config(path))
+
+
 def scripted(tmp_path, store, orders, symbols=("AAA",), extra="", end="2023-11-24"):
     body = f'[portfolio]\ncash = 100000\n{extra}\n[[strategies]]\nname = "s"\n'
     body += 'class = "tests.strategy_fixtures:Scripted"\n[strategies.params]\n'
     body += f"orders = {toml_value(orders)}\n"
-    config = load_config(
-        write_config(
-            tmp_path / "c.toml",
-            store,
-            symbols=list(symbols),
-            start="2023-11-22",
-            end=end,
-            trailing_days=0,
-            intervals=["1m"],
-            extra=body,
-        )
-    )
-    return SessionCoordinator(config).run()
+    return coordinator_for(tmp_path, store, body, symbols, end).run()
 
 
 @pytest.fixture
@@ -272,42 +275,9 @@ def test_equity_curve_and_ctx_equity_mark_every_position_at_its_last_close(tmp_p
     body += "[execution]\ncommission_per_order = 1.0\n"
     body += '[[strategies]]\nname = "s"\nclass = "tests.strategy_fixtures:EquityWatch"\n'
     body += f"[strategies.params]\norders = {toml_value(orders)}\n"
-    config = load_config(
-        write_config(
-            tmp_path / "c.toml",
-            store,
-            symbols=["AAA"],
-            start="2023-11-22",
-            end="2023-11-24",
-            trailing_days=0,
-            intervals=["1m"],
-            extra=body,
-        )
-    )
-    result = SessionCoordinator(config).run()
+    result = coordinator_for(tmp_path, store, body).run()
     assert len(result.ledger.fills) == 4
-    bars = {
-        symbol: pd.read_parquet(store / "bars" / "interval=1m" / f"symbol={symbol}").sort_values("ts")
-        for symbol in ("AAA", "BBB")
-    }
-    ends = {  # each bar's end, UTC ns
-        s: f["ts"].dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype(np.int64) + 60_000_000_000
-        for s, f in bars.items()
-    }
-
-    def reference(clock: int) -> float:
-        cash, held = 100_000.0, {"AAA": 0.0, "BBB": 0.0}
-        for fill in result.ledger.fills:
-            if fill.ts_ns <= clock:
-                signed = fill.quantity if fill.side == "buy" else -fill.quantity
-                cash -= signed * fill.price + fill.commission
-                held[fill.symbol] += signed
-        value = cash
-        for symbol, quantity in held.items():
-            if quantity:
-                last = np.searchsorted(ends[symbol], clock, side="right") - 1
-                value += quantity * float(bars[symbol]["close"].iloc[last])
-        return value
+    reference = equity_reference(store, result.ledger.fills, 100_000.0, ["AAA", "BBB"])
 
     ledger = result.ledger
     assert len(ledger.curve_ns) == 390 + 210 + 2  # every stop of both days and each close
@@ -360,20 +330,8 @@ def test_a_symbol_leaving_mid_session_with_derived_bars_and_a_strategy(tmp_path)
         f'[[strategies]]\nname = "sma"\nclass = "{repo / "sample_configs" / "strategies.py"}:SmaCross"\n'
         '[strategies.params]\nfast = "sma_3@1m"\nslow = "sma_8@1m"\nquantity = 1\n'
     )
-    config = load_config(
-        write_config(
-            tmp_path / "c.toml",
-            store,
-            symbols=["AAA"],
-            start="2023-11-22",
-            end="2023-11-22",
-            trailing_days=0,
-            intervals=["1m", "5m"],
-            extra=body,
-        )
-    )
     strategy_fixtures.SEEN.clear()
-    coordinator = SessionCoordinator(config)
+    coordinator = coordinator_for(tmp_path, store, body, end="2023-11-22", intervals=("1m", "5m"))
     result = coordinator.run()
     data = result.session_data
     assert data.symbols == ("AAA", "CCC")
@@ -386,30 +344,9 @@ def test_a_symbol_leaving_mid_session_with_derived_bars_and_a_strategy(tmp_path)
     assert not [o for o in orders if o["symbol"] == "BBB" and o["submitted_ns"] >= left]
     assert [o for o in orders if o["symbol"] == "CCC" and o["submitted_ns"] > left]
     # equity: positions at their last close by the clock; BBB's frozen at its close when it left
-    frames = {
-        s: pd.read_parquet(store / "bars" / "interval=1m" / f"symbol={s}").sort_values("ts")
-        for s in ("AAA", "BBB", "CCC")
-    }
-    ends = {
-        s: f["ts"].dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype(np.int64) + 60_000_000_000
-        for s, f in frames.items()
-    }
-
-    def reference(clock: int) -> float:
-        cash, held = config.portfolio.cash, dict.fromkeys(frames, 0.0)
-        for fill in result.ledger.fills:
-            if fill.ts_ns <= clock:
-                signed = fill.quantity if fill.side == "buy" else -fill.quantity
-                cash -= signed * fill.price + fill.commission
-                held[fill.symbol] += signed
-        value = cash
-        for symbol, quantity in held.items():
-            if quantity:
-                at = min(clock, left) if symbol == "BBB" else clock
-                value += quantity * float(
-                    frames[symbol]["close"].iloc[np.searchsorted(ends[symbol], at, "right") - 1]
-                )
-        return value
+    symbols = ["AAA", "BBB", "CCC"]
+    cash = coordinator.config.portfolio.cash
+    reference = equity_reference(store, result.ledger.fills, cash, symbols, {"BBB": left})
 
     held_bbb = sum(
         (f.quantity if f.side == "buy" else -f.quantity) for f in result.ledger.fills if f.symbol == "BBB"
@@ -427,19 +364,7 @@ def test_batch_values_are_copies_that_do_not_reach_the_day(tmp_path, store):
     strategy_fixtures.SEEN.clear()
     body = '[[indicators]]\nkind = "sma"\ninterval = "1m"\nperiod = 5\n'
     body += '[[strategies]]\nname = "s"\nclass = "tests.strategy_fixtures:KeepsRows"\n'
-    config = load_config(
-        write_config(
-            tmp_path / "c.toml",
-            store,
-            symbols=["AAA", "BBB"],
-            start="2023-11-22",
-            end="2023-11-22",
-            trailing_days=0,
-            intervals=["1m"],
-            extra=body,
-        )
-    )
-    result = SessionCoordinator(config).run()
+    result = coordinator_for(tmp_path, store, body, symbols=("AAA", "BBB"), end="2023-11-22").run()
     data = result.session_data
     day = [
         data.indicator_values("sma_5@1m").values,
@@ -451,3 +376,31 @@ def test_batch_values_are_copies_that_do_not_reach_the_day(tmp_path, store):
         for row in kept:
             assert row.flags.writeable
             assert not any(np.shares_memory(row, array) for array in day)
+
+
+def equity_reference(store, fills, cash, symbols, left=None):
+    """clock -> cash + each position at the close of its last bar ended by then (by the time it
+    left the session, for the symbols in ``left``), recomputed from the stored bars and the fills."""
+    frames = {
+        s: pd.read_parquet(store / "bars" / "interval=1m" / f"symbol={s}").sort_values("ts") for s in symbols
+    }
+    ends = {  # each bar's end, UTC ns
+        s: f["ts"].dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype(np.int64) + 60_000_000_000
+        for s, f in frames.items()
+    }
+
+    def at(clock: int) -> float:
+        value, held = cash, dict.fromkeys(symbols, 0.0)
+        for fill in fills:
+            if fill.ts_ns <= clock:
+                signed = fill.quantity if fill.side == "buy" else -fill.quantity
+                value -= signed * fill.price + fill.commission
+                held[fill.symbol] += signed
+        for symbol, quantity in held.items():
+            if quantity:
+                until = min(clock, (left or {}).get(symbol, clock))
+                last = np.searchsorted(ends[symbol], until, side="right") - 1
+                value += quantity * float(frames[symbol]["close"].iloc[last])
+        return value
+
+    return at
