@@ -22,7 +22,8 @@ Callbacks (all optional), in the order a day calls them:
 - ``on_bars(ctx, batch)`` once per clock time at which base bars ended (all
   symbols whose bar ended then, in one batch);
 - ``on_derived_bars(ctx, interval, batch)`` when derived bars end;
-- ``on_scan(ctx, record)`` and ``on_insertion(ctx, record)`` mid-session;
+- ``on_scan(ctx, record)`` and ``on_insertion(ctx, record)`` mid-session (a symbol
+  joined, or left with ``record["status"] == "removed"``: the columns of later batches change);
 - ``on_session_end(ctx)`` at the close, after day orders expired.
 
 A strategy object lives for one session (per-day state is torn down like
