@@ -49,9 +49,7 @@ class SimClock:
 
     def advance_to(self, ts_ns: int) -> None:
         """Move forward to ``ts_ns``; never backwards, never past the limit."""
-        now = self._now
-        if now is None:
-            raise ClockError("the clock has not been set", "the coordinator sets it at each open")
+        now = self.now_ns
         if ts_ns < now:
             raise ClockError(f"clock cannot go back from {self.now} to {pd.Timestamp(ts_ns, tz='UTC')}")
         if self._limit is not None and ts_ns > self._limit:

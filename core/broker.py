@@ -235,14 +235,10 @@ class Broker:
     ) -> list[Fill]:
         """A bar of ``symbol`` has ended: fill what it triggers, then mark the position."""
         filled = []
-        mine = [o for o in self.portfolio.open_orders if o.symbol == symbol]
-        for order in mine:
-            if start_ns < order.submitted_ns:
-                continue
-            price = self._trigger(order, o, h, low)
-            if price is None:
-                continue
-            filled.append(self._fill(order, price, start_ns, end_ns))
+        for order in [o for o in self.portfolio.open_orders if o.symbol == symbol]:
+            fill = self._try(order, start_ns, end_ns, o, h, low)
+            if fill is not None:
+                filled.append(fill)
         self.portfolio.marks[symbol] = c
         return filled
 
@@ -254,24 +250,23 @@ class Broker:
         nothing.  Returns the columns that had fills.
         """
         hit = []
-        start_ns = int(block.starts[row])
+        start_ns, end_ns = int(block.starts[row]), int(block.ends[row])
         for order in list(self.portfolio.open_orders):  # a copy: fills leave the list
             j = columns.get(order.symbol)
-            if j is None or start_ns < order.submitted_ns or not block.present[row, j]:
+            if j is None or not block.present[row, j]:
                 continue
-            if order.type == "market":  # the common case, without the high and low
-                price: float | None = self.costs.slipped(float(block.open[row, j]), order.side)
-            else:
-                price = self._trigger(
-                    order, float(block.open[row, j]), float(block.high[row, j]), float(block.low[row, j])
-                )
-            if price is not None:
-                self._fill(order, price, start_ns, int(block.ends[row]))
+            bar = float(block.open[row, j]), float(block.high[row, j]), float(block.low[row, j])
+            if self._try(order, start_ns, end_ns, *bar) is not None:
                 hit.append(j)
         return hit
 
-    def has_orders_for(self, symbol: str) -> bool:
-        return any(order.symbol == symbol for order in self.portfolio.open_orders)
+    def _try(self, order: Order, start_ns: int, end_ns: int, o: float, h: float, low: float) -> Fill | None:
+        """Fill ``order`` on a bar ``[start_ns, end_ns)`` if the bar triggers it (never a bar that
+        started before the order was submitted)."""
+        if start_ns < order.submitted_ns:
+            return None
+        price = self._trigger(order, o, h, low)
+        return None if price is None else self._fill(order, price, start_ns, end_ns)
 
     def _trigger(self, order: Order, o: float, h: float, low: float) -> float | None:
         buy = order.side == "buy"

@@ -191,11 +191,8 @@ class ParquetStore:
         ends = np.array([w[1] for w in windows], dtype=np.int64)
         held = self._held_rows(interval, symbols, int(starts[0]), int(ends[-1]))
         if held is not None:  # the last read covers every window: counted from it, no query
-            sym, ts = held
-            slot = np.searchsorted(starts, ts, side="right") - 1
-            inside = (slot >= 0) & (ts < ends[np.clip(slot, 0, None)])
-            flat = slot[inside] * len(symbols) + sym[inside]
-            return np.bincount(flat, minlength=counts.size).reshape(counts.shape).astype(np.int64)
+            _count_rows(counts, starts, ends, *held)
+            return counts
         sql = f"""
             SELECT (list_position(?, symbol) - 1)::INTEGER AS sym, epoch_ns(ts) AS t
             FROM {self._source(interval, symbols)}
@@ -205,10 +202,7 @@ class ParquetStore:
             last = min(first + per_query, len(windows))
             lo, hi = int(starts[first]), int(ends[last - 1])
             cols = self._query(sql, [symbols, lo // 1000, hi // 1000], f"{interval} bars")
-            slot = np.searchsorted(starts, cols["t"], side="right") - 1
-            inside = (slot >= 0) & (cols["t"] < ends[np.clip(slot, 0, None)])
-            flat = slot[inside] * len(symbols) + cols["sym"][inside]
-            counts += np.bincount(flat, minlength=counts.size).reshape(counts.shape)
+            _count_rows(counts, starts, ends, cols["sym"], cols["t"])
         return counts
 
     def _held_rows(
@@ -273,6 +267,16 @@ class ParquetStore:
         )
         tmp.replace(target)
         return target
+
+
+def _count_rows(
+    counts: np.ndarray, starts: np.ndarray, ends: np.ndarray, sym: np.ndarray, ts: np.ndarray
+) -> None:
+    """Add to ``counts[window, symbol]`` the rows (symbol index, ts) inside each ``[start, end)``."""
+    slot = np.searchsorted(starts, ts, side="right") - 1
+    inside = (slot >= 0) & (ts < ends[np.clip(slot, 0, None)])
+    flat = slot[inside] * counts.shape[1] + sym[inside]
+    counts += np.bincount(flat, minlength=counts.size).reshape(counts.shape)
 
 
 def _new_connection() -> duckdb.DuckDBPyConnection:

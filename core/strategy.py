@@ -48,8 +48,6 @@ from core.components import Component
 from core.errors import SessionError
 from core.session_data import IndicatorSeries, SessionData
 
-_count = np.count_nonzero
-
 
 class LookAheadError(SessionError):
     """A strategy asked for a bar or value that ends after the clock."""
@@ -97,28 +95,23 @@ class Batch:
 
     @cached_property
     def open(self) -> np.ndarray:
-        row = self._block.open[self._row]
-        return row.copy() if self._whole else row[self.columns]
+        return self._pick(self._block.open)
 
     @cached_property
     def high(self) -> np.ndarray:
-        row = self._block.high[self._row]
-        return row.copy() if self._whole else row[self.columns]
+        return self._pick(self._block.high)
 
     @cached_property
     def low(self) -> np.ndarray:
-        row = self._block.low[self._row]
-        return row.copy() if self._whole else row[self.columns]
+        return self._pick(self._block.low)
 
     @cached_property
     def close(self) -> np.ndarray:
-        row = self._block.close[self._row]
-        return row.copy() if self._whole else row[self.columns]
+        return self._pick(self._block.close)
 
     @cached_property
     def volume(self) -> np.ndarray:
-        row = self._block.volume[self._row]
-        return row.copy() if self._whole else row[self.columns]
+        return self._pick(self._block.volume)
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -154,9 +147,12 @@ class Batch:
             raise SessionError(
                 f"{key} is on {values.interval} bars, this batch is {self.interval}", where=key
             )
-        if self._whole:
-            return values.values[self._row].copy()  # every column: a copy of the row, no gather
-        return values.values[self._row, self.columns]
+        return self._pick(values.values)
+
+    def _pick(self, values: np.ndarray) -> np.ndarray:
+        """This batch's row of a ``[rows, symbols]`` array, as a copy of the batch's columns."""
+        row = values[self._row]
+        return row.copy() if self._whole else row[self.columns]  # all columns: no gather needed
 
 
 class StrategyContext:
@@ -454,7 +450,7 @@ class StrategyManager(Component):
         self._stop_rows.append(block.filled)
         present, everyone = block.present, self._all
         for row in rows:
-            arrived = _count(present[row])
+            arrived = np.count_nonzero(present[row])
             if not arrived:
                 continue
             batch = Batch(self._data, block, row, now_ns, everyone if arrived == everyone.size else None)
