@@ -4,7 +4,7 @@ from calendars.clock import ClockError, SimClock
 from calendars.errors import CalendarError, DateOutOfBounds, UnknownExchange
 from calendars.intervals import SUPPORTED as SUPPORTED_INTERVALS
 from calendars.intervals import Interval
-from calendars.trading_calendar import SessionPlan, TradingCalendar, exchange_names
+from calendars.trading_calendar import SessionPlan, TradingCalendar, exchange_names, history_grid
 
 __all__ = [
     "SUPPORTED_INTERVALS",
@@ -17,4 +17,5 @@ __all__ = [
     "TradingCalendar",
     "UnknownExchange",
     "exchange_names",
+    "history_grid",
 ]

@@ -92,22 +92,82 @@ class SessionPlan:
         """``ts`` shown in the exchange's time zone."""
         return ts.tz_convert(self.tz)
 
-    def bar_starts(self, interval: Interval, extended: bool = False) -> np.ndarray:
-        """UTC nanosecond starts of every bar of ``interval`` in the streamed hours.
+    def segments_ns(self, extended: bool = False) -> list[tuple[int, int]]:
+        """The ``[start, end)`` spans in which the session trades, as UTC nanoseconds.
 
-        Windows are aligned to the session's first streamed minute; a window
-        cut by the close (or by a lunch break) still has its start listed.
+        One span, or two around a lunch break (``break_start``/``break_end``).  A break
+        is a pause inside the session, never the boundary of a new one.
         """
-        step = interval.nanoseconds
         lo, hi = self.bounds_ns(extended)
         if self.break_start is None or self.break_end is None:
-            return np.arange(lo, hi, step, dtype=np.int64)
-        am = np.arange(lo, int(self.break_start.value), step, dtype=np.int64)
-        pm = np.arange(int(self.break_end.value), hi, step, dtype=np.int64)
-        return np.concatenate([am, pm])
+            return [(lo, hi)]
+        return [(lo, int(self.break_start.value)), (int(self.break_end.value), hi)]
+
+    def bar_grid(self, interval: Interval, extended: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Starts and ends (UTC ns) of every bar of ``interval`` in the session.
+
+        Windows are aligned to the start of each trading span (the first streamed
+        minute, and the break end after a lunch break) and cut at the span's end, so
+        no bar mixes morning and afternoon, and a 13:00 early close ends the 1h series
+        with a 12:30-13:00 bar.  ``1d`` is one bar over the whole regular session,
+        whatever the breaks or the hours streamed.
+        """
+        if interval.is_daily:
+            return np.array([self.open_ns], np.int64), np.array([self.close_ns], np.int64)
+        step = interval.nanoseconds
+        starts, ends = [], []
+        for lo, hi in self.segments_ns(extended):
+            span = np.arange(lo, hi, step, dtype=np.int64)
+            starts.append(span)
+            ends.append(np.minimum(span + step, hi))
+        return np.concatenate(starts), np.concatenate(ends)
+
+    def bar_starts(self, interval: Interval, extended: bool = False) -> np.ndarray:
+        """UTC nanosecond starts of every bar of ``interval`` (see :meth:`bar_grid`)."""
+        return self.bar_grid(interval, extended)[0]
 
     def expected_bars(self, interval: Interval, extended: bool = False) -> int:
-        return int(self.bar_starts(interval, extended).size)
+        return int(self.bar_grid(interval, extended)[0].size)
+
+    def local_time_ns(self, at: dt.time, extended: bool = False) -> int | None:
+        """The instant at exchange-local time of day ``at`` inside this session, or None.
+
+        The session's span may start on the previous calendar date (CME's 17:00
+        Chicago open the evening before, Sydney's open before midnight UTC): the
+        instant is the one inside ``[start, end)`` of the streamed hours, on whichever
+        local date that falls.  None when the time of day is outside the session.
+        """
+        lo, hi = self.bounds_ns(extended)
+        zone = ZoneInfo(self.tz)
+        first = pd.Timestamp(lo, tz="UTC").tz_convert(zone).date()
+        last = pd.Timestamp(hi, tz="UTC").tz_convert(zone).date()
+        day = first
+        while day <= last:
+            instant = int(pd.Timestamp(dt.datetime.combine(day, at, tzinfo=zone)).value)
+            if lo <= instant < hi:
+                return instant
+            day += dt.timedelta(days=1)
+        return None
+
+
+def history_grid(
+    plans: list[SessionPlan], interval: Interval
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The regular-hours bar grid of several sessions, oldest first, and where each begins.
+
+    Returns ``(starts, ends, session_starts)``: the bars of every session one after
+    the other, and the first bar start of each session (its open).  The sessions'
+    boundaries come from here, never from gaps between bars: a lunch break leaves a
+    gap inside a session, and back-to-back sessions (a close equal to the next open)
+    leave none between two.
+    """
+    if not plans:
+        empty = np.empty(0, np.int64)
+        return empty, empty.copy(), empty.copy()
+    grids = [plan.bar_grid(interval) for plan in plans]
+    starts = np.concatenate([g[0] for g in grids])
+    ends = np.concatenate([g[1] for g in grids])
+    return starts, ends, np.array([plan.open_ns for plan in plans], dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

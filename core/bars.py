@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from calendars import Interval, SessionPlan
+from calendars import Interval
 from core.store import BarRows
 
 FIELDS = ("open", "high", "low", "close", "volume")
@@ -37,12 +37,22 @@ class BarBlock:
     # float64 [5, n, k] when open..volume are its views (FIELDS order): one copy then moves a row
     # of every field; None once a field is replaced by an array of its own
     ohlcv: np.ndarray | None = None
+    # int64 [s]: where each session of a multi-session (history) block begins (UTC ns, its
+    # open), from the calendar; None for a block of one session
+    session_starts: np.ndarray | None = None
 
     @classmethod
-    def empty(cls, interval: Interval, starts: np.ndarray, ends: np.ndarray, k: int) -> BarBlock:
+    def empty(
+        cls,
+        interval: Interval,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        k: int,
+        session_starts: np.ndarray | None = None,
+    ) -> BarBlock:
         ohlcv = np.full((len(FIELDS), int(starts.size), k), np.nan)
         present = np.zeros((int(starts.size), k), dtype=bool)
-        return cls.on_fields(interval, starts, ends, ohlcv, present)
+        return cls.on_fields(interval, starts, ends, ohlcv, present, session_starts=session_starts)
 
     @classmethod
     def on_fields(
@@ -54,17 +64,27 @@ class BarBlock:
         present: np.ndarray,
         filled: int = 0,
         duplicates: np.ndarray | None = None,
+        session_starts: np.ndarray | None = None,
     ) -> BarBlock:
         """A block whose open..volume are the rows of one ``[5, n, k]`` array."""
         o, h, lo, c, v = ohlcv
-        return cls(interval, starts, ends, o, h, lo, c, v, present, filled, duplicates, ohlcv)
+        return cls(interval, starts, ends, o, h, lo, c, v, present, filled, duplicates, ohlcv, session_starts)
 
     @classmethod
     def from_rows(
-        cls, interval: Interval, starts: np.ndarray, ends: np.ndarray, rows: BarRows, k: int
+        cls,
+        interval: Interval,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        rows: BarRows,
+        k: int,
+        session_starts: np.ndarray | None = None,
     ) -> tuple[BarBlock, int]:
-        """A full block scattered from ``rows``; also returns how many rows fell off the grid."""
-        block = cls.empty(interval, starts, ends, k)
+        """A full block scattered from ``rows``; also returns how many rows fell off the grid.
+
+        ``session_starts``: where each session begins when the grid holds several (history).
+        """
+        block = cls.empty(interval, starts, ends, k, session_starts)
         if len(rows):
             slot = np.searchsorted(starts, rows.ts)
             on_grid = slot < starts.size
@@ -141,6 +161,7 @@ class BarBlock:
                 self.ohlcv[:, lo:hi],
                 self.present[lo:hi],
                 filled=max(0, min(self.filled, hi) - lo),
+                session_starts=self.session_starts,
             )
         return BarBlock(
             self.interval,
@@ -153,15 +174,27 @@ class BarBlock:
             self.volume[lo:hi],
             self.present[lo:hi],
             filled=max(0, min(self.filled, hi) - lo),
+            session_starts=self.session_starts,
         )
 
-    def sessions(self) -> list[BarBlock]:
-        """A concatenated history block split back into its sessions (where windows stop tiling)."""
+    def session_bounds(self) -> list[tuple[int, int]]:
+        """The ``[lo, hi)`` rows of each session in the block, oldest first.
+
+        From the calendar's session starts the block was built with, never from gaps
+        between bars (a lunch break is not a new session; back-to-back sessions are two).
+        A block of one session, or a slice starting mid-session, counts from its first row.
+        """
         if not self.rows:
             return []
-        cuts = (np.flatnonzero(self.starts[1:] != self.ends[:-1]) + 1).tolist()
-        bounds = [0, *cuts, self.rows]
-        return [self.slice_rows(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        if self.session_starts is None:
+            return [(0, self.rows)]
+        cuts = np.searchsorted(self.starts, self.session_starts, side="left")
+        edges = sorted({0, self.rows, *(int(c) for c in cuts if 0 < c < self.rows)})
+        return list(zip(edges[:-1], edges[1:], strict=True))
+
+    def sessions(self) -> list[BarBlock]:
+        """The block split into its sessions, oldest first (see :meth:`session_bounds`)."""
+        return [self.slice_rows(a, b) for a, b in self.session_bounds()]
 
     def take_columns(self, columns: list[int]) -> BarBlock:
         """A block with only ``columns``, in that order (copies)."""
@@ -175,6 +208,7 @@ class BarBlock:
                 self.present[:, columns],
                 filled=self.filled,
                 duplicates=duplicates,
+                session_starts=self.session_starts,
             )
         return BarBlock(
             self.interval,
@@ -188,6 +222,7 @@ class BarBlock:
             self.present[:, columns],
             filled=self.filled,
             duplicates=duplicates,
+            session_starts=self.session_starts,
         )
 
     def add_column(self, source: BarBlock | None = None, column: int = 0) -> None:
@@ -260,24 +295,6 @@ class SymbolBars:
         return int(self.ts.size)
 
 
-def session_grid(
-    plan: SessionPlan, interval: Interval, extended: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bar starts and ends of ``interval`` in a session, aligned to its first minute.
-
-    A window that would run past the close (or into a lunch break) is cut
-    there: a 13:00 early close ends the 1h series with a 12:30-13:00 bar.
-    """
-    starts = plan.bar_starts(interval, extended)
-    _, session_end = plan.bounds_ns(extended)
-    ends = np.minimum(starts + interval.nanoseconds, session_end)
-    if plan.break_start is not None:
-        pause = int(plan.break_start.value)
-        morning = starts < pause
-        ends[morning] = np.minimum(ends[morning], pause)
-    return starts, ends
-
-
 def concat_blocks(blocks: list[BarBlock]) -> BarBlock:
     """Blocks of consecutive sessions (same interval and columns) as one block, oldest first."""
     if len(blocks) == 1:
@@ -291,7 +308,15 @@ def concat_blocks(blocks: list[BarBlock]) -> BarBlock:
         np.concatenate([b.present for b in blocks]),
         filled=sum(b.filled for b in blocks),
         duplicates=np.sum(duplicates, axis=0) if len(duplicates) == len(blocks) else None,
+        session_starts=np.concatenate([_session_starts(b) for b in blocks]),
     )
+
+
+def _session_starts(block: BarBlock) -> np.ndarray:
+    """Where the sessions of ``block`` begin (its first row for a block of one session)."""
+    if block.session_starts is not None:
+        return block.session_starts
+    return block.starts[:1].copy()
 
 
 def window_rows(base: BarBlock, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -305,7 +330,7 @@ def derive_block(base: BarBlock, interval: Interval, starts: np.ndarray, ends: n
     Vectorised over windows with ``reduceat`` when the windows tile the base
     grid (they do for session grids); one window at a time otherwise.
     """
-    target = BarBlock.empty(interval, starts, ends, base.width)
+    target = BarBlock.empty(interval, starts, ends, base.width, base.session_starts)
     lo, hi = window_rows(base, starts, ends)
     tiled = starts.size and base.rows and lo[0] == 0 and hi[-1] == base.rows
     tiled = bool(tiled) and bool(np.array_equal(hi[:-1], lo[1:])) and bool((hi > lo).all())

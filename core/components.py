@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calendars import Interval, SessionPlan
-from core.bars import FIELDS, BarBlock, derive_block, session_grid
+from core.bars import FIELDS, BarBlock, derive_block
 from core.errors import LifecycleError
 from core.indicators import IndicatorDef, SymbolInputs, compute_day, symbol_inputs
 from core.session_data import QualityRecord, SessionData
@@ -158,7 +158,7 @@ class DataProcessor(Component):
         for interval in self._derived:
             # derived from the base queue in one vectorised pass (the same aggregation as
             # window by window), then revealed row by row as the clock reaches each end
-            starts, ends = session_grid(plan, interval, self._extended)
+            starts, ends = plan.bar_grid(interval, self._extended)
             day = derive_block(queue, interval, starts, ends)
             self._queues.derived[interval.label] = day
             block = BarBlock.empty(interval, starts, ends, queue.width)
@@ -401,7 +401,8 @@ class IndicatorManager(Component):
                 days[label] = self._queues.derived.get(label) or self._day_block(queue, plan, label)
                 inputs[label] = symbol_inputs(history, days[label], self._fields[label])
             sessions = history.sessions() if history is not None else []
-            for values in compute_day(definition, history, days[label], sessions, inputs[label]):
+            regular = (plan.open_ns, plan.close_ns)
+            for values in compute_day(definition, history, days[label], sessions, inputs[label], regular):
                 self._data.attach_indicator(values)
 
     def on_symbol_added(self, symbol: str) -> None:
@@ -411,5 +412,5 @@ class IndicatorManager(Component):
         if label == queue.interval.label:
             return queue
         interval = Interval.parse(label)
-        starts, ends = session_grid(plan, interval, self._extended)
+        starts, ends = plan.bar_grid(interval, self._extended)
         return derive_block(queue, interval, starts, ends)

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from calendars import Interval, SessionPlan, SimClock, TradingCalendar
-from core.bars import BarBlock, derive_block, session_grid
+from calendars import Interval, SessionPlan, SimClock, TradingCalendar, history_grid
+from core.bars import BarBlock, derive_block
 from core.broker import Costs, Portfolio
 from core.components import (
     Component,
@@ -334,9 +334,9 @@ class SessionCoordinator:
         self._full = (self._trim_history(full_history), full_day)
         universe = None
         if self.scanners.configured:
-            # pre-market bars exist only if the regular grid left rows out; else reuse the day
-            regular_only = self._extended or not self._loader.last_off_grid
-            scan_day = full_day if regular_only else self._loader.day(plan.session, extended=True)
+            # scanners see pre-market bars when the store has them (the streamed grid may not)
+            pre_market = not self._extended and self._loader.has_pre_market(plan.session)
+            scan_day = self._loader.day(plan.session, extended=True) if pre_market else full_day
             universe = UniverseData(self._loader.symbols, scan_day, full_history)
         history = self._full[0]
         configured = len(self.config.streams.symbols)
@@ -351,10 +351,9 @@ class SessionCoordinator:
         trailing = self._loader.trailing_sessions(plan.session)[-self.config.historical.trailing_days :]
         if not self.config.historical.trailing_days:
             trailing = []
+        trailing_plans = [self._loader.plan(day) for day in trailing]
         for interval in self._derived:
-            grids = [session_grid(self._loader.plan(day), interval) for day in trailing]
-            starts = np.concatenate([g[0] for g in grids]) if grids else np.empty(0, np.int64)
-            ends = np.concatenate([g[1] for g in grids]) if grids else np.empty(0, np.int64)
+            starts, ends, _ = history_grid(trailing_plans, interval)
             self._history_grids[interval.label] = (starts, ends)
             self.session_data.attach_history(derive_block(history, interval, starts, ends))
         self.queues.load(plan, queue, universe)
@@ -362,11 +361,16 @@ class SessionCoordinator:
     def _trim_history(self, history: BarBlock) -> BarBlock:
         """The last ``historical.trailing_days`` sessions (the loader may hold more for scanners)."""
         wanted = self.config.historical.trailing_days
-        sessions = history.sessions()
-        if len(sessions) <= wanted:
+        bounds = history.session_bounds()
+        if len(bounds) <= wanted:
             return history
-        drop = sum(block.rows for block in sessions[: len(sessions) - wanted])
-        return history.slice_rows(drop, history.rows)
+        if not wanted:
+            return history.slice_rows(history.rows, history.rows)
+        first = bounds[len(bounds) - wanted][0]
+        block = history.slice_rows(first, history.rows)
+        assert history.session_starts is not None  # several sessions: the loader's grid says where
+        block.session_starts = history.session_starts[len(bounds) - wanted :]
+        return block
 
     def _screen_quality(self, plan: SessionPlan, index: int, history: BarBlock) -> list[int]:
         """Columns to keep: below ``quality.min_score`` warns, and with ``drop_below`` leaves out.

@@ -226,8 +226,13 @@ def compute_day(
     today: BarBlock,
     session_history: list[BarBlock] | None = None,
     inputs: list[SymbolInputs] | None = None,
+    regular: tuple[int, int] | None = None,
 ) -> list[IndicatorValues]:
-    """Every output of ``definition`` for every symbol over one session."""
+    """Every output of ``definition`` for every symbol over one session.
+
+    ``session_history``: the trailing sessions one by one (for rvol); ``regular``: today's
+    ``[open, close)`` in UTC ns (rvol compares regular hours only; default: the whole block).
+    """
     k = today.width
     outputs = [np.full((today.rows, k), np.nan) for _ in definition.keys]
     before = np.zeros(k, dtype=np.int64)
@@ -243,7 +248,7 @@ def compute_day(
             for out, values in zip(outputs, result if isinstance(result, tuple) else (result,), strict=True):
                 out[mine.rows, j] = values[mine.history :]
     else:
-        _session_helper(definition, today, outputs, session_history or [])
+        _session_helper(definition, today, outputs, session_history or [], regular)
     return [
         IndicatorValues(key, definition.interval, out, before, definition.lookback)
         for key, out in zip(definition.keys, outputs, strict=True)
@@ -251,7 +256,11 @@ def compute_day(
 
 
 def _session_helper(
-    definition: IndicatorDef, today: BarBlock, outputs: list[np.ndarray], sessions: list[BarBlock]
+    definition: IndicatorDef,
+    today: BarBlock,
+    outputs: list[np.ndarray],
+    sessions: list[BarBlock],
+    regular: tuple[int, int] | None,
 ) -> None:
     present = today.present
     out = outputs[0]
@@ -278,22 +287,34 @@ def _session_helper(
         )
         done = today.ends >= range_end  # known once the range has ended
         out[:] = np.where(present & done[:, None], extreme[None, :], np.nan)
-    elif definition.kind == "rvol":
-        cumulative = np.cumsum(np.where(present, today.volume, 0.0), axis=0)
-        past = [_cumulative_volume(block, today.rows) for block in sessions[-(definition.period or 5) :]]
-        if not past:
-            return
-        mean = np.mean(past, axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[:] = np.where(present & (mean > 0), cumulative / mean, np.nan)
+    elif definition.kind == "rvol" and today.rows:
+        hours = regular or (int(today.starts[0]), int(today.ends[-1]))
+        _relative_volume(today, sessions[-(definition.period or 5) :], hours, out)
 
 
-def _cumulative_volume(block: BarBlock, rows: int) -> np.ndarray:
-    """Cumulative volume by bar offset from the open, padded/truncated to ``rows``."""
-    cumulative = np.cumsum(np.where(block.present, block.volume, 0.0), axis=0)
-    if cumulative.shape[0] >= rows:
-        return cumulative[:rows]
-    pad = np.repeat(cumulative[-1:], rows - cumulative.shape[0], axis=0) if cumulative.size else None
-    if pad is None:
-        return np.zeros((rows, block.width))
-    return np.concatenate([cumulative, pad])
+def _relative_volume(
+    today: BarBlock, sessions: list[BarBlock], regular: tuple[int, int], out: np.ndarray
+) -> None:
+    """Cumulative volume since the open over its mean at the same time into the trailing sessions.
+
+    Each trailing session counts on its own (sessions come from the calendar, so a lunch
+    break does not halve one and back-to-back sessions do not merge): its cumulative
+    volume over the bars that ended within the same time since its open as today's bar.
+    Defined on today's regular-hours bars only (the history is regular hours).
+    """
+    if not sessions:
+        return
+    open_ns, close_ns = regular
+    in_hours = ((today.starts >= open_ns) & (today.starts < close_ns))[:, None]
+    present = today.present & in_hours
+    cumulative = np.cumsum(np.where(present, today.volume, 0.0), axis=0)
+    elapsed = today.ends - open_ns
+    past = []
+    for block in sessions:
+        volume = np.where(block.present, block.volume, 0.0)
+        running = np.vstack([np.zeros((1, block.width)), np.cumsum(volume, axis=0)])
+        due = np.searchsorted(block.ends - block.starts[0], elapsed, side="right")
+        past.append(running[due])
+    mean = np.mean(past, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[:] = np.where(present & (mean > 0), cumulative / mean, np.nan)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-import numpy as np
-
-from calendars import Interval, SessionPlan, TradingCalendar
-from core.bars import BarBlock, concat_blocks, session_grid
+from calendars import Interval, SessionPlan, TradingCalendar, history_grid
+from core.bars import BarBlock, concat_blocks
 from core.store import BarRows, ParquetStore
 
 ROW_BUDGET = 1_500_000  # rows held per chunk at most (about 85 MB of columns)
@@ -53,7 +51,6 @@ class DayLoader:
         self._rows: BarRows | None = None
         self._recent: dict[dt.date, BarBlock] = {}  # the last regular-hours day blocks, oldest first
         self.off_grid = 0  # stored bars that fell between grid minutes
-        self.last_off_grid = 0  # ... in the last day() block (0: no pre/post-market rows either)
 
     def plan(self, session: dt.date) -> SessionPlan:
         if session not in self._plans:
@@ -73,12 +70,11 @@ class DayLoader:
         plan = self.plan(session)
         rows = self._rows_for(session)
         lo, hi = plan.bounds_ns(extended)
-        starts, ends = session_grid(plan, self._interval, extended)
+        starts, ends = plan.bar_grid(self._interval, extended)
         block, off_grid = BarBlock.from_rows(
             self._interval, starts, ends, rows.between(lo, hi), len(self._symbols)
         )
         self.off_grid += off_grid
-        self.last_off_grid = off_grid
         if not extended and self._trailing:
             # today's regular-hours block is part of the next days' history: kept, not rebuilt
             self._recent[session] = replace(block)  # its own object: the queue's may be widened
@@ -92,19 +88,28 @@ class DayLoader:
         if trailing and all(day in self._recent for day in trailing):
             return concat_blocks([self._recent[day] for day in trailing])
         rows = self._rows_for(session)
-        grids = [session_grid(self.plan(day), self._interval) for day in trailing]
-        starts = np.concatenate([g[0] for g in grids]) if grids else np.empty(0, np.int64)
-        ends = np.concatenate([g[1] for g in grids]) if grids else np.empty(0, np.int64)
-        if not grids:
-            return BarBlock.empty(self._interval, starts, ends, len(self._symbols))
+        starts, ends, opens = history_grid([self.plan(day) for day in trailing], self._interval)
+        if not trailing:
+            return BarBlock.empty(self._interval, starts, ends, len(self._symbols), opens)
         block, _ = BarBlock.from_rows(
             self._interval,
             starts,
             ends,
             rows.between(int(starts[0]), int(ends[-1])),
             len(self._symbols),
+            opens,
         )
         return block
+
+    def has_pre_market(self, session: dt.date) -> bool:
+        """Whether the store holds any bar of the loaded symbols before the session's open.
+
+        Asked of the rows read from the store (pre-market included when scanners are
+        configured), not of the streamed grid: a regular-hours run leaves them out.
+        """
+        plan = self.plan(session)
+        start = plan.bounds_ns(True)[0]
+        return start < plan.open_ns and len(self._rows_for(session).between(start, plan.open_ns)) > 0
 
     def one_symbol(self, symbol: str, session: dt.date) -> tuple[BarBlock, BarBlock]:
         """History and day blocks of one symbol outside the loaded set (a mid-session insertion)."""
@@ -112,11 +117,9 @@ class DayLoader:
         trailing = self.trailing_sessions(session)
         lo = self.plan(trailing[0]).open_ns if trailing else plan.bounds_ns(self._extended)[0]
         rows = self._store.read_bars(self._interval, [symbol], lo, plan.bounds_ns(self._extended)[1])
-        grids = [session_grid(self.plan(day), self._interval) for day in trailing]
-        h_starts = np.concatenate([g[0] for g in grids]) if grids else np.empty(0, np.int64)
-        h_ends = np.concatenate([g[1] for g in grids]) if grids else np.empty(0, np.int64)
-        history, _ = BarBlock.from_rows(self._interval, h_starts, h_ends, rows, 1)
-        starts, ends = session_grid(plan, self._interval, self._extended)
+        h_starts, h_ends, opens = history_grid([self.plan(day) for day in trailing], self._interval)
+        history, _ = BarBlock.from_rows(self._interval, h_starts, h_ends, rows, 1, opens)
+        starts, ends = plan.bar_grid(self._interval, self._extended)
         day, _ = BarBlock.from_rows(
             self._interval, starts, ends, rows.between(*plan.bounds_ns(self._extended)), 1
         )

@@ -72,12 +72,10 @@ def test_previous_sessions_count_trading_days_not_calendar_days(cal):
 
 
 def test_hourly_grid_cut_at_early_close(cal):
-    from core.bars import session_grid
-
-    starts, ends = session_grid(cal.plan(D(2023, 11, 24)), Interval.parse("1h"))
+    starts, ends = cal.plan(D(2023, 11, 24)).bar_grid(Interval.parse("1h"))
     assert pd.Timestamp(int(starts[-1]), tz="UTC") == utc("2023-11-24 17:30")
     assert pd.Timestamp(int(ends[-1]), tz="UTC") == utc("2023-11-24 18:00")
-    starts, ends = session_grid(cal.plan(D(2023, 11, 22)), Interval.parse("1h"))
+    starts, ends = cal.plan(D(2023, 11, 22)).bar_grid(Interval.parse("1h"))
     assert pd.Timestamp(int(starts[-1]), tz="UTC") == utc("2023-11-22 20:30")  # 15:30 New York
     assert pd.Timestamp(int(ends[-1]), tz="UTC") == utc("2023-11-22 21:00")
 
@@ -111,13 +109,11 @@ def test_unknown_exchange_suggests():
 )
 def test_grid_tiles_the_session(day, label):
     """Windows are contiguous from the open and end exactly at the close."""
-    from core.bars import session_grid
-
     cal = TradingCalendar("XNYS", D(2023, 9, 1), D(2023, 12, 31))
     if not cal.is_session(day):
         return
     plan = cal.plan(day)
-    starts, ends = session_grid(plan, Interval.parse(label))
+    starts, ends = plan.bar_grid(Interval.parse(label))
     assert starts[0] == plan.open_ns and ends[-1] == plan.close_ns
     assert np.array_equal(starts[1:], ends[:-1])
 

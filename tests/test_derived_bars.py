@@ -160,20 +160,20 @@ def test_history_derived_bars_match_resample(tmp_path, sample_dir):
 def test_vectorised_history_derivation_equals_window_by_window(sample_dir):
     """The reduceat path and the streaming path agree on real session grids with gaps."""
     from calendars import Interval
-    from core.bars import BarBlock, derive_block, session_grid
+    from core.bars import BarBlock, derive_block
     from core.store import ParquetStore
     from tests.conftest import xnys
 
     calendar = xnys()
     plans = [calendar.plan(d) for d in (dt.date(2023, 11, 22), dt.date(2023, 11, 24))]
     one = Interval.parse("1m")
-    grids = [session_grid(p, one) for p in plans]
+    grids = [p.bar_grid(one) for p in plans]
     starts, ends = np.concatenate([g[0] for g in grids]), np.concatenate([g[1] for g in grids])
     rows = ParquetStore(sample_dir).read_bars(one, ["MSFT", "JPM", "TLT"], int(starts[0]), int(ends[-1]))
     base, _ = BarBlock.from_rows(one, starts, ends, rows, 3)
     for label in ("5m", "15m", "1h"):
         interval = Interval.parse(label)
-        wgrids = [session_grid(p, interval) for p in plans]
+        wgrids = [p.bar_grid(interval) for p in plans]
         ws, we = np.concatenate([g[0] for g in wgrids]), np.concatenate([g[1] for g in wgrids])
         fast = derive_block(base, interval, ws, we)
         slow = BarBlock.empty(interval, ws, we, 3)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calendars import Interval
-from core.bars import BarBlock, derive_block, session_grid, window_rows
+from core.bars import BarBlock, derive_block, window_rows
 from tests.conftest import xnys
 
 CAL = xnys()
@@ -19,7 +19,7 @@ ONE = Interval.parse("1m")
 
 def random_block(seed: int, missing_rate: float) -> BarBlock:
     rng = np.random.default_rng(seed)
-    starts, ends = session_grid(PLAN, ONE)
+    starts, ends = PLAN.bar_grid(ONE)
     block = BarBlock.empty(ONE, starts, ends, 3)
     n = starts.size
     opens = 100 + rng.normal(0, 1, (n, 3)).cumsum(axis=0)
@@ -40,7 +40,7 @@ def random_block(seed: int, missing_rate: float) -> BarBlock:
 def test_volume_conserved_bounds_hold_and_nothing_from_the_future(seed, missing, label):
     base = random_block(seed, missing)
     interval = Interval.parse(label)
-    starts, ends = session_grid(PLAN, interval)
+    starts, ends = PLAN.bar_grid(interval)
     derived = derive_block(base, interval, starts, ends)
     lo, hi = window_rows(base, starts, ends)
     for j in range(3):
@@ -66,7 +66,7 @@ def test_streaming_window_by_window_equals_the_whole_day(seed, missing):
     """Emitting windows as the clock reaches their end (data- or clock-driven) gives the same bars."""
     base = random_block(seed, missing)
     interval = Interval.parse("15m")
-    starts, ends = session_grid(PLAN, interval)
+    starts, ends = PLAN.bar_grid(interval)
     whole = derive_block(base, interval, starts, ends)
     lo, hi = window_rows(base, starts, ends)
     streamed = BarBlock.empty(interval, starts, ends, 3)
