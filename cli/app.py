@@ -224,6 +224,8 @@ def run(
                         "date": d.session.isoformat(),
                         "market_open": iso(d.market_open_ns),
                         "market_close": iso(d.market_close_ns),
+                        "stream_start": iso(d.stream_start_ns),
+                        "stream_end": iso(d.stream_end_ns),
                         "clock": iso(d.clock_ns),
                         "bars": d.bars,
                         "symbols": d.symbols,

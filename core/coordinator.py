@@ -97,8 +97,11 @@ class SessionCoordinator:
         components: list[Component] | None = None,
         portfolio: Portfolio | None = None,
         strategy_states: dict[str, dict[str, Any]] | None = None,
+        replay: bool = False,
     ) -> None:
+        """``replay``: the config replays days of a run that validated as a whole (inspect-day)."""
         self.config = config
+        self._replay = replay
         self.session_data = SessionData()
         self.clock = SimClock()
         self.queues = StreamQueues()
@@ -164,7 +167,7 @@ class SessionCoordinator:
         return result
 
     def _validate(self) -> ValidationReport:
-        report = validate(self.config, self._days_limit, self._store, self._prefetch)
+        report = validate(self.config, self._days_limit, self._store, self._prefetch, self._replay)
         report.raise_if_invalid()
         return report
 
@@ -180,7 +183,9 @@ class SessionCoordinator:
         self._calendar: TradingCalendar = report.calendar
         self._base = Interval.parse(report.base_interval)
         self._derived = [Interval.parse(label) for label in report.derived_intervals]
-        self.scanners = ScannerManager(self.config.scanners, Path(self.config.data.dir), self.queues)
+        self.scanners = ScannerManager(
+            self.config.scanners, Path(self.config.data.dir), self.queues, self._extended
+        )
         self._loader = DayLoader(
             self._store,
             self._calendar,
@@ -228,6 +233,7 @@ class SessionCoordinator:
             self._remove_symbol,
             lambda: list(self.session_data.symbols),
             lambda record: self.strategies.notify("on_scan", record),
+            self._extended,
         )
         self.components: list[Component] = [
             self.processor,
@@ -283,6 +289,8 @@ class SessionCoordinator:
             session=session,
             market_open_ns=plan.open_ns,
             market_close_ns=plan.close_ns,
+            stream_start_ns=plan.bounds_ns(self._extended)[0],
+            stream_end_ns=plan.bounds_ns(self._extended)[1],
             clock_ns=self.clock.now_ns,
             bars=bars,
             symbols=len(self.session_data),

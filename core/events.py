@@ -77,6 +77,10 @@ class DayResult:
     dropped: list[str] = field(default_factory=list)
     equity: float | None = None  # at the close, when strategies trade
     pnl: float | None = None  # equity change over the day (from the previous close or the start)
+    # the streamed hours: the regular session, or pre-market to after-hours with hours = "extended"
+    # (then the final clock is stream_end, not market_close); 0 in results written before them
+    stream_start_ns: int = 0
+    stream_end_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Any
 from calendars import SessionPlan
 from core.config import InsertSpec
 from core.pause import PauseGate
-from core.scanners import ScannerManager, local_time_ns
+from core.scanners import ScannerManager
 from core.snapshot import iso
 
 
@@ -47,8 +47,10 @@ class MidSessionDesk:
         remove: Callable[[str, str, int], dict[str, Any]],
         session_symbols: Callable[[], list[str]],
         on_scan: Callable[[dict[str, Any]], None] = lambda record: None,
+        extended: bool = False,
     ) -> None:
         self._on_scan = on_scan
+        self._extended = extended
         self._gate = gate
         self._scanners = scanners
         self._inserts = inserts
@@ -63,8 +65,9 @@ class MidSessionDesk:
         """Today's boundary times (UTC ns) of scans and scripted insertions."""
         self._scripted = {}
         for spec in self._inserts:
-            at = local_time_ns(plan, spec.at)
-            if plan.open_ns < at < plan.close_ns:
+            # the instant of that exchange-local time inside today's streamed hours, if any
+            at = plan.local_time_ns(spec.at, self._extended)
+            if at is not None:
                 self._scripted.setdefault(at, []).append(spec)
         self._work = {*self._scripted, *self._scanners.times().tolist()}
         return sorted(self._work)

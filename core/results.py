@@ -185,6 +185,8 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
             "market_open_ns": pa.array([d.market_open_ns for d in record.days], pa.int64()),
             "market_close_ns": pa.array([d.market_close_ns for d in record.days], pa.int64()),
             "clock_ns": pa.array([d.clock_ns for d in record.days], pa.int64()),
+            "stream_start_ns": pa.array([d.stream_start_ns for d in record.days], pa.int64()),
+            "stream_end_ns": pa.array([d.stream_end_ns for d in record.days], pa.int64()),
             "bars": pa.array([d.bars for d in record.days], pa.int64()),
             "symbols": pa.array([d.symbols for d in record.days], pa.int32()),
             "early_close": pa.array([d.early_close for d in record.days], pa.bool_()),
@@ -406,9 +408,16 @@ def _bars_table(snap: DaySnapshot) -> pa.Table:
 
 def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot]:
     run_id, _, config_json, base, derived = con.execute("SELECT * FROM run").fetchone()  # type: ignore[misc]
+    columns = {row[0] for row in con.execute("DESCRIBE days").fetchall()}
+    # files written before the streamed hours were recorded: the regular session
+    streamed = (
+        "stream_start_ns, stream_end_ns"
+        if "stream_end_ns" in columns
+        else "market_open_ns AS stream_start_ns, market_close_ns AS stream_end_ns"
+    )
     day_rows = con.execute(
-        """SELECT date, market_open_ns, market_close_ns, clock_ns, bars, symbols,
-           phase_seconds_json, quality_mean, early_close, dropped_json, equity, pnl
+        f"""SELECT date, market_open_ns, market_close_ns, clock_ns, bars, symbols,
+           phase_seconds_json, quality_mean, early_close, dropped_json, equity, pnl, {streamed}
            FROM days ORDER BY day_index"""
     ).fetchall()
     days = [
@@ -425,6 +434,8 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
             dropped=json.loads(row[9]),
             equity=row[10],
             pnl=row[11],
+            stream_start_ns=row[12],
+            stream_end_ns=row[13],
         )
         for row in day_rows
     ]

@@ -85,7 +85,7 @@ def replay_day(results_dir: Path, day: dt.date, on_event: EventHandler | None = 
     config = config_from_json(record.config_json)
     session = config.session.model_copy(update={"start": day, "end": day, "days": None})
     one_day = config.model_copy(update={"session": session})
-    result = SessionCoordinator(one_day, on_event=on_event).run()
+    result = SessionCoordinator(one_day, on_event=on_event, replay=True).run()
     if not result.days or result.days[0].session != day:
         raise ConfigError(
             f"{day} is not a {config.session.exchange} session",

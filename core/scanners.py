@@ -25,14 +25,12 @@ and name it in the config: ``class = "my_scanners.py:CheapAndBusy"``.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -316,9 +314,12 @@ class ScannerManager(Component):
 
     name = "scanner manager"
 
-    def __init__(self, specs: list[ScannerSpec], base_dir: Path, queues: StreamQueues) -> None:
+    def __init__(
+        self, specs: list[ScannerSpec], base_dir: Path, queues: StreamQueues, extended: bool = False
+    ) -> None:
         super().__init__()
         self._queues = queues
+        self._extended = extended  # `at` times may then fall in the pre-market or after-hours
         self._scanners = [ScheduledScanner(spec, _build(spec, base_dir)) for spec in specs]
         self.scans: list[dict[str, Any]] = []
         self._added: dict[str, set[str]] = {}
@@ -344,7 +345,7 @@ class ScannerManager(Component):
             raise LifecycleError(f"{self.name}: no session loaded")
         self._times = {}
         for item in self._scanners:
-            for now in _scan_times(item.spec, plan):
+            for now in _scan_times(item.spec, plan, self._extended):
                 self._times.setdefault(now, []).append(item)
 
     def times(self) -> np.ndarray:
@@ -452,19 +453,18 @@ def _universe_of(spec: ScannerSpec, loaded: list[str], session_symbols: list[str
     return [s for s in spec.universe if s in known]
 
 
-def _scan_times(spec: ScannerSpec, plan: SessionPlan) -> list[int]:
-    """Mid-session times of a scanner on one day, strictly between the open and the close."""
-    times = [local_time_ns(plan, at) for at in spec.at]
+def _scan_times(spec: ScannerSpec, plan: SessionPlan, extended: bool = False) -> list[int]:
+    """Mid-session times of a scanner on one day (UTC ns).
+
+    ``at``: the instant of that exchange-local time inside the session's streamed
+    hours (it may lie on the previous calendar date), if the day has one; ``every``:
+    every N minutes after the open, before the close.
+    """
+    times = {t for t in (plan.local_time_ns(at, extended) for at in spec.at) if t is not None}
     step = spec.every_minutes
     if step:
-        times += list(range(plan.open_ns + step * 60_000_000_000, plan.close_ns, step * 60_000_000_000))
-    return sorted({t for t in times if plan.open_ns < t < plan.close_ns})
-
-
-def local_time_ns(plan: SessionPlan, at: dt.time) -> int:
-    """``at`` on the session's date in the exchange's zone, as UTC nanoseconds."""
-    local = dt.datetime.combine(plan.session, at, tzinfo=ZoneInfo(plan.tz))
-    return int(local.timestamp()) * 1_000_000_000
+        times.update(range(plan.open_ns + step * 60_000_000_000, plan.close_ns, step * 60_000_000_000))
+    return sorted(times)
 
 
 def _build(spec: ScannerSpec, base_dir: Path) -> Scanner:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from calendars import CalendarError, Interval, TradingCalendar
+from calendars import CalendarError, Interval, SessionPlan, TradingCalendar
 from calendars.intervals import SUPPORTED
 from core.config import SessionConfig
 from core.errors import ConfigError, DataError
@@ -75,8 +76,12 @@ def validate(
     days_limit: int | None = None,
     store: ParquetStore | None = None,
     prefetch: Callable[[ValidationReport], None] | None = None,
+    replay: bool = False,
 ) -> ValidationReport:
     """Check ``config`` and its data; never registers, loads or streams anything.
+
+    ``replay``: the config replays days of a run that validated as a whole; a symbol
+    with no bars on them is then a warning, as it was in that run, not an error.
 
     ``store``: the run's own store, so that its connection (and DuckDB's cache of the
     files' metadata) serves the run too; without one, a store is opened and closed here.
@@ -94,13 +99,14 @@ def validate(
         return report
     report.calendar = calendar
     report.sessions = _sessions(config, calendar, days_limit, report)
+    _check_times(config, calendar, report)
     _check_classes(config, report)
     if store is not None:
-        _check_store(config, store, report, prefetch)
+        _check_store(config, store, report, prefetch, replay)
         return report
     own = ParquetStore(Path(config.data.dir))
     try:
-        _check_store(config, own, report)
+        _check_store(config, own, report, replay=replay)
     finally:
         own.close()
     return report
@@ -152,6 +158,63 @@ def _sessions(
     return sessions
 
 
+def _check_times(config: SessionConfig, calendar: TradingCalendar, report: ValidationReport) -> None:
+    """Every exchange-local ``at`` time (insertions, scanners) must fall inside some session.
+
+    A time inside no session of the run would never fire: an error, not a silent no-op.
+    One that misses some sessions (an early close, a half day) is a warning naming them.
+    """
+    if not report.sessions:
+        return
+    extended = config.session.hours == "extended"
+    times = [(f"insert[{n}].at", spec.at) for n, spec in enumerate(config.insert)]
+    times += [
+        (f"scanners[{n}].at ({spec.name})", at)
+        for n, spec in enumerate(config.scanners)
+        for at in spec.at
+    ]
+    if not times:
+        return
+    plans = [calendar.plan(day) for day in report.sessions]
+    for where, at in times:
+        missed = [plan.session for plan in plans if plan.local_time_ns(at, extended) is None]
+        if not missed:
+            continue
+        hours = _local_hours(plans[0], extended)
+        if len(missed) == len(plans):
+            report.errors.append(
+                Problem(
+                    f"{at.isoformat('minutes')} ({calendar.tz}) is outside every "
+                    f"{calendar.exchange} session of the run, so it would never fire",
+                    where=where,
+                    hint=f"an exchange-local time inside the session ({report.sessions[0]}: {hours})",
+                )
+            )
+        else:
+            listed = ", ".join(str(day) for day in missed[:5]) + (" ..." if len(missed) > 5 else "")
+            report.warnings.append(
+                Problem(
+                    f"{at.isoformat('minutes')} ({calendar.tz}) is outside the session on "
+                    f"{len(missed)} of {len(plans)} days ({listed}); nothing happens then",
+                    where=where,
+                )
+            )
+
+
+def _local_hours(plan: SessionPlan, extended: bool) -> str:
+    """A session's streamed hours in exchange-local time (``17:00 (previous day)-16:00 America/Chicago``)."""
+    spans = []
+    for lo, hi in plan.segments_ns(extended):
+        ends = []
+        for ns in (lo, hi):
+            local = pd.Timestamp(ns, tz="UTC").tz_convert(plan.tz)
+            day = (local.date() - plan.session).days
+            note = {-1: " (previous day)", 1: " (next day)"}.get(day, "")
+            ends.append(f"{local:%H:%M}{note}")
+        spans.append("-".join(ends))
+    return ", ".join(spans) + f" {plan.tz}"
+
+
 def _check_classes(config: SessionConfig, report: ValidationReport) -> None:
     """Custom scanner and strategy classes must load (imports only; nothing is registered)."""
     from core.scanners import Scanner, load_class
@@ -194,6 +257,7 @@ def _check_store(
     store: ParquetStore,
     report: ValidationReport,
     prefetch: Callable[[ValidationReport], None] | None = None,
+    replay: bool = False,
 ) -> None:
     try:
         store.check_root()
@@ -241,7 +305,7 @@ def _check_store(
     if report.sessions:
         if prefetch is not None and not report.errors:
             prefetch(report)
-        _check_coverage(config, store, base, report)
+        _check_coverage(config, store, base, report, replay)
 
 
 def _check_lookbacks(config: SessionConfig, calendar: TradingCalendar, report: ValidationReport) -> None:
@@ -267,18 +331,22 @@ def _check_lookbacks(config: SessionConfig, calendar: TradingCalendar, report: V
 
 
 def _check_coverage(
-    config: SessionConfig, store: ParquetStore, base: Interval, report: ValidationReport
+    config: SessionConfig, store: ParquetStore, base: Interval, report: ValidationReport, replay: bool
 ) -> None:
     calendar = report.calendar
     assert calendar is not None
     symbols = list(config.streams.symbols)
     plans = [calendar.plan(day) for day in report.sessions]
-    counts = store.count_in_windows(base, symbols, [(p.open_ns, p.close_ns) for p in plans])
+    # regular hours without a lunch break, where the run streams bars: one window per span
+    windows = [(plan_index, span) for plan_index, p in enumerate(plans) for span in p.segments_ns()]
+    per_span = store.count_in_windows(base, symbols, [span for _, span in windows])
+    counts = np.zeros((len(plans), len(symbols)), dtype=np.int64)
+    np.add.at(counts, np.array([i for i, _ in windows], dtype=np.int64), per_span)
     for j, symbol in enumerate(symbols):
         report.coverage[symbol] = {
             plan.session: (int(counts[i, j]), plan.expected_bars(base)) for i, plan in enumerate(plans)
         }
-        if counts[:, j].sum() == 0:
+        if counts[:, j].sum() == 0 and not replay:
             first, last = report.sessions[0], report.sessions[-1]
             report.errors.append(
                 Problem(
