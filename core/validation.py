@@ -315,6 +315,16 @@ def _check_lookbacks(config: SessionConfig, calendar: TradingCalendar, report: V
     trailing = calendar.previous_sessions(report.sessions[0], config.historical.trailing_days)
     for spec in config.indicators:
         definition = spec.definition()
+        sessions = definition.period or 5
+        if definition.kind == "rvol" and len(trailing) < sessions:
+            report.warnings.append(
+                Problem(
+                    f"{definition.base_key} averages {sessions} trailing sessions but "
+                    f"historical.trailing_days gives {len(trailing)}, so it averages those",
+                    where=definition.base_key,
+                    hint=f"set historical.trailing_days = {sessions} or lower the period",
+                )
+            )
         interval = Interval.parse(definition.interval)
         available = sum(calendar.plan(day).expected_bars(interval) for day in trailing)
         needed = definition.lookback  # the day's first bar completes the window
