@@ -21,11 +21,17 @@ class Interval:
 
     @classmethod
     def parse(cls, text: str) -> Interval:
-        match = _PATTERN.match(text.strip().lower())
-        if not match or text.strip().lower() not in SUPPORTED:
-            raise ValueError(f"unknown interval {text!r}; use one of {', '.join(SUPPORTED)}")
+        """The interval labelled ``text``: exactly one of :data:`SUPPORTED` (surrounding blanks aside).
+
+        The unit is case-sensitive: ``1M`` might mean a month to its writer, so
+        it is refused rather than read as one minute.
+        """
+        label = text.strip()
+        match = _PATTERN.match(label)
+        if match is None or label not in SUPPORTED:
+            raise ValueError(_unknown_interval(text))
         count, unit = int(match.group(1)), match.group(2)
-        return cls(count * _MINUTES[unit], text.strip().lower())
+        return cls(count * _MINUTES[unit], label)
 
     @property
     def is_daily(self) -> bool:
@@ -43,3 +49,17 @@ class Interval:
 
     def __str__(self) -> str:
         return self.label
+
+
+def _unknown_interval(text: str) -> str:
+    """Why ``text`` is no interval, with the label the writer most likely meant."""
+    label = text.strip()
+    known = f"use one of {', '.join(SUPPORTED)}"
+    if label == label.lower():
+        return f"unknown interval {text!r}; {known}"
+    lower_case = "intervals are m, h or d in lower case, e.g. 1m"
+    if label.lower() in SUPPORTED and not label.endswith("M"):  # 1H, 1D: only the case is off
+        return f"unknown interval {text!r}: {lower_case} (did you mean {label.lower()!r}?)"
+    if label.endswith("M"):  # 1M: minutes or a month? never guess
+        return f"unknown interval {text!r}: M is not a unit (months are not supported); {lower_case}; {known}"
+    return f"unknown interval {text!r}: {lower_case}; {known}"
