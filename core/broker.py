@@ -14,17 +14,32 @@ after the clock time it was submitted, and only on a bar that exists):
 - commissions: per share + per order + bps of notional; slippage in bps.
 - ``flat_at_close``: every position is closed at the close at each symbol's
   last close (a market-on-close), with slippage and commission.
+
+Orders are checked when submitted (:func:`order_problem`), never per bar: a
+quantity or price that is not a finite number above zero, an unknown side, type
+or tif, or a symbol not in the session raises :class:`OrderError` at once
+(such an order would otherwise never fill, or poison cash and equity with NaN).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+import math
+import numbers
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from core.bars import BarBlock
-from core.errors import ConfigError
+from core.errors import SessionError
+
+SIDES = ("buy", "sell")
+ORDER_TYPES = ("market", "limit", "stop")
+TIFS = ("day", "gtc")
+
+
+class OrderError(SessionError):
+    """An order was refused when submitted (bad quantity, price, side, type, tif or symbol)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +81,7 @@ class Order:
     filled_ns: int | None = None
     fill_price: float | None = None
     tag: str = ""
+    closed_ns: int | None = None  # when it was cancelled or expired
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ORDER_FIELDS}
@@ -174,9 +190,16 @@ class Portfolio:
 class Broker:
     """Accepts orders during a session and fills them against the bars that arrive."""
 
-    def __init__(self, portfolio: Portfolio, costs: Costs) -> None:
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        costs: Costs,
+        symbols: Callable[[], Collection[str]] | None = None,
+    ) -> None:
+        """``symbols``: the session's symbols now (orders for others are refused); None: any."""
         self.portfolio = portfolio
         self.costs = costs
+        self._symbols = symbols
         self._ids = itertools.count(portfolio.next_order_id)
         self.orders: list[Order] = []  # every order of this session (new and carried)
         self.fills: list[Fill] = []
@@ -194,16 +217,15 @@ class Broker:
         cancel_at_close: bool = False,
         tag: str = "",
     ) -> Order:
-        if side not in ("buy", "sell"):
-            raise ConfigError(f"order side must be buy or sell, not {side!r}", where=symbol)
-        if type not in ("market", "limit", "stop") or quantity <= 0:
-            raise ConfigError(
-                f"bad order: {type} {quantity}", where=symbol, hint="type market|limit|stop, qty > 0"
-            )
-        if type == "limit" and limit is None or type == "stop" and stop is None:
-            raise ConfigError(f"a {type} order needs its price", where=symbol)
-        if tif not in ("day", "gtc"):
-            raise ConfigError(f"tif must be day or gtc, not {tif!r}", where=symbol)
+        """Check an order and queue it; raises :class:`OrderError` naming the order and its fault."""
+        symbols = self._symbols() if self._symbols is not None else None
+        fault = order_problem(symbol, side, quantity, type, limit, stop, tif, cancel_at_close, symbols)
+        if fault is not None:
+            problem, hint = fault
+            described = describe_order(symbol, side, quantity, type, limit, stop, tif)
+            raise OrderError(f"order refused ({described}): {problem}", hint=hint)
+        limit = None if limit is None else float(limit)
+        stop = None if stop is None else float(stop)
         order = Order(
             next(self._ids),
             symbol,
@@ -217,15 +239,20 @@ class Broker:
             cancel_at_close,
             tag=tag,
         )
+        return self._queue(order)
+
+    def _queue(self, order: Order) -> Order:
+        """Queue an order already known to be valid."""
         self.portfolio.next_order_id = order.id + 1
         self.portfolio.open_orders.append(order)
         self.orders.append(order)
         return order
 
-    def cancel(self, order_id: int) -> bool:
+    def cancel(self, order_id: int, now_ns: int | None = None) -> bool:
+        """Cancel an open order (at clock ``now_ns``); False when no open order has that id."""
         for order in self.portfolio.open_orders:
             if order.id == order_id:
-                order.status = "cancelled"
+                order.status, order.closed_ns = "cancelled", now_ns
                 self.portfolio.open_orders.remove(order)
                 return True
         return False
@@ -310,10 +337,124 @@ class Broker:
                 if held.quantity == 0 or symbol not in self.portfolio.marks:
                     continue
                 side = "sell" if held.quantity > 0 else "buy"
-                order = self.submit(symbol, side, abs(held.quantity), now_ns, tag="flat at close")
+                # (not submit(): a symbol that left the session mid-day is flattened too)
+                quantity = abs(held.quantity)
+                order = self._queue(
+                    Order(next(self._ids), symbol, side, quantity, "market", now_ns, tag="flat at close")
+                )
                 mark = self.portfolio.marks[symbol]
                 self._fill(order, self.costs.slipped(mark, side), now_ns, now_ns)
         for order in list(self.portfolio.open_orders):
             if order.cancel_at_close or (order.type != "market" and order.tif == "day"):
                 order.status = "cancelled" if order.cancel_at_close else "expired"
+                order.closed_ns = now_ns
                 self.portfolio.open_orders.remove(order)
+
+
+def describe_order(symbol: Any, side: Any, quantity: Any, type: Any, limit: Any, stop: Any, tif: Any) -> str:
+    """An order as a trader reads it: ``buy 100 MSFT limit 101.5, tif day``."""
+    text = f"{side} {_show(quantity)} {symbol} {type}"
+    if limit is not None:
+        text += f" limit {_show(limit)}"
+    if stop is not None:
+        text += f" stop {_show(stop)}"
+    return f"{text}, tif {tif}"
+
+
+def _show(value: Any) -> str:
+    """A number as plain text (``nan``, ``-5``, ``101.25``; numpy scalars too), else its repr."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else repr(number)  # nan, inf: 'nan', 'inf'
+    return repr(value)
+
+
+def order_problem(
+    symbol: Any,
+    side: Any,
+    quantity: Any,
+    type: Any,
+    limit: Any,
+    stop: Any,
+    tif: Any,
+    cancel_at_close: Any = False,
+    symbols: Collection[str] | None = None,
+) -> tuple[str, str] | None:
+    """What is wrong with an order, as ``(problem, hint)``, or None when it may be queued.
+
+    ``symbols``: the session's symbols (None: any symbol is accepted).
+    """
+    if side not in SIDES:
+        return f"side must be buy or sell, not {side!r}", "use ctx.buy(...) or ctx.sell(...)"
+    if type not in ORDER_TYPES:
+        return f"type must be market, limit or stop, not {type!r}", "type='market' (the default)"
+    if tif not in TIFS:
+        return f"tif must be day or gtc, not {tif!r}", "tif='day' (the default) or tif='gtc'"
+    if not isinstance(cancel_at_close, bool):
+        return f"cancel_at_close must be True or False, not {cancel_at_close!r}", ""
+    if not _positive(quantity):
+        return f"the quantity must be a finite number above 0, not {_show(quantity)}", _quantity_hint(
+            quantity
+        )
+    fault = _price_problem("limit", limit, type) or _price_problem("stop", stop, type)
+    if fault is not None:
+        return fault
+    if not isinstance(symbol, str) or (symbols is not None and symbol not in symbols):
+        return (
+            f"{symbol!r} is not in this session",
+            f"trade the session's symbols ({_listed(symbols or ())}); a symbol inserted mid-session "
+            "can be traded once on_insertion reported it",
+        )
+    return None
+
+
+def _listed(names: Collection[str], most: int = 12) -> str:
+    """Names for a message: sorted, the first ``most`` of them and how many more."""
+    ordered = sorted(names)
+    if not ordered:
+        return "none"
+    more = f" and {len(ordered) - most} more" if len(ordered) > most else ""
+    return ", ".join(ordered[:most]) + more
+
+
+def _quantity_hint(quantity: Any) -> str:
+    """How to fix a refused quantity, by what is wrong with it."""
+    if not isinstance(quantity, numbers.Real) or isinstance(quantity, bool):
+        return "pass the number of shares as an int or float"
+    if not math.isfinite(float(quantity)):
+        return (
+            "a NaN or infinite quantity often comes from an indicator that is not ready yet: check it first"
+        )
+    if quantity < 0:
+        return "the side says the direction: ctx.sell(symbol, qty) with qty > 0 sells"
+    return "skip the order when there is nothing to trade"
+
+
+def _price_problem(name: str, price: Any, type: str) -> tuple[str, str] | None:
+    """The ``limit``/``stop`` price: required (finite, above 0) by its order type, refused by others."""
+    if type != name:
+        if price is None:
+            return None
+        note = " (stop-limit orders are not supported)" if type in ORDER_TYPES[1:] else ""
+        return (
+            f"a {type} order takes no {name} price{note}",
+            f"type={name!r} for a {name} order, or leave {name}= out",
+        )
+    if price is None:
+        return f"a {type} order needs its price", f"ctx.buy(symbol, qty, type={type!r}, {name}=price)"
+    if not _positive(price):
+        return (
+            f"the {name} price must be a finite number above 0, not {_show(price)}",
+            "a NaN price often comes from an indicator that is not ready yet: check it first",
+        )
+    return None
+
+
+def _positive(value: Any) -> bool:
+    """A real number (not a bool), finite and above zero."""
+    if type(value) is float or type(value) is int:  # the usual case, without the slower ABC check
+        return 0 < value < math.inf  # (NaN compares false)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    number = float(value)
+    return math.isfinite(number) and number > 0

@@ -21,16 +21,27 @@ Write your own::
             return view.ranked(volume, ok, reason="volume so far")
 
 and name it in the config: ``class = "my_scanners.py:CheapAndBusy"``.
+
+Declare the params it takes (``defaults``, and ``choices`` for allowed values)
+and they are checked before the first session (:func:`check_scanner`)::
+
+        defaults = {"max_price": 20.0}
+
+A scanner whose ``scan`` raises (``sys.exit`` included) fails the run naming
+it, the day and the clock, unless the config marks it ``optional``.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
+import math
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -40,6 +51,7 @@ from core.components import Component, LifecycleError, State, StreamQueues
 from core.config import ScannerSpec
 from core.errors import ConfigError, SessionError
 from core.snapshot import iso
+from core.strategy import Finding, check_params, moment, suggest
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,63 +180,91 @@ class _DayCache:
 
 
 class Scanner:
-    """Base class: ``params`` come from the scanner's ``[scanners.params]`` table."""
+    """Base class: ``params`` come from the scanner's ``[scanners.params]`` table, over ``defaults``."""
 
     needs_history = 2  # trailing sessions the scanner reads at least
+    # The params it takes and their defaults (the type of each default is the type expected;
+    # an int is accepted for a float).  Not declared: any params, unchecked.
+    defaults: ClassVar[dict[str, Any]] = {}
+    choices: ClassVar[dict[str, Collection[Any]]] = {}  # allowed values of some params
 
     def __init__(self, name: str, params: dict[str, Any]) -> None:
         self.name = name
-        self.params = dict(params)
+        self.params = {**copy.deepcopy(self.defaults), **params}
 
     def scan(self, view: ScanView) -> list[Match]:
         """Return ranked matches from ``view``; called at each scheduled time."""
         raise NotImplementedError
 
     def _filters(self, view: ScanView) -> np.ndarray:
-        """The common price and volume filters (min_price, max_price, min_volume)."""
+        """The common price and volume filters (min_price, max_price, min_volume).
+
+        A filter at its neutral value (0, inf; the built-ins' defaults) is not applied, so a
+        symbol without a price yet today is kept unless a price filter is set.
+        """
         price, volume = view.last_price(), view.volume_so_far()
         keep = np.ones(len(view.symbols), dtype=bool)
+        low, high = float(self.params.get("min_price", 0.0)), float(self.params.get("max_price", math.inf))
+        least = float(self.params.get("min_volume", 0.0))
         with np.errstate(invalid="ignore"):
-            if "min_price" in self.params:
-                keep &= price >= float(self.params["min_price"])
-            if "max_price" in self.params:
-                keep &= price <= float(self.params["max_price"])
-            if "min_volume" in self.params:
-                keep &= volume >= float(self.params["min_volume"])
+            if low > 0:
+                keep &= price >= low
+            if high < math.inf:
+                keep &= price <= high
+            if least > 0:
+                keep &= volume >= least
         return keep
+
+
+# The common filters every built-in takes (neutral defaults: no filtering).
+_FILTERS: dict[str, Any] = {"min_price": 0.0, "max_price": math.inf, "min_volume": 0.0}
+_DIRECTIONS = ("up", "down", "abs")
+
+
+def check_scanner(cls: type[Scanner], name: str, params: dict[str, Any]) -> list[Finding]:
+    """What is wrong with ``[[scanners]]`` ``name`` (class ``cls``, ``params``) before it runs:
+    unknown params (with a "did you mean"), values of the wrong type or outside ``choices``."""
+    return check_params(f"scanner {name!r}", cls, Scanner, params)
 
 
 class CannotRun(Exception):
     """A scanner has no data to work on at this time (reported, not a failure)."""
 
 
+def _directed(change: np.ndarray, direction: str) -> np.ndarray:
+    """The score of a change: itself (up), its negation (down) or its size (abs)."""
+    return {"up": change, "down": -change}.get(direction, np.abs(change))
+
+
 class TopMovers(Scanner):
     """Largest moves over the previous session (close vs the close before); direction up/down/abs."""
 
+    defaults: ClassVar[dict[str, Any]] = {**_FILTERS, "direction": "abs", "min_change": -math.inf}
+    choices: ClassVar[dict[str, Collection[Any]]] = {"direction": _DIRECTIONS}
+
     def scan(self, view: ScanView) -> list[Match]:
         before, last = view.session_close(2), view.session_close(1)
-        change = (last - before) / before * 100.0
-        direction = self.params.get("direction", "abs")
-        score = {"up": change, "down": -change}.get(direction, np.abs(change))
+        score = _directed((last - before) / before * 100.0, self.params["direction"])
         keep = self._filters(view) if not view.pre_session else np.ones(len(view.symbols), bool)
-        if "min_change" in self.params:
-            keep &= score >= float(self.params["min_change"])
+        with np.errstate(invalid="ignore"):
+            keep &= score >= float(self.params["min_change"])  # (NaN never matches anyway)
         return view.ranked(score, keep, reason="previous-session change %")
 
 
 class Gap(Scanner):
     """Gap vs the previous close: pre-market price before the open, last price after it."""
 
+    defaults: ClassVar[dict[str, Any]] = {**_FILTERS, "direction": "abs", "min_gap": -math.inf}
+    choices: ClassVar[dict[str, Collection[Any]]] = {"direction": _DIRECTIONS}
+
     def scan(self, view: ScanView) -> list[Match]:
         price = view.last_price()
         if view.pre_session and not view.has_bars_today.any():
             raise CannotRun("no pre-market bars in the data, so no gap can be measured before the open")
         previous = view.session_close(1)
-        gap = (price - previous) / previous * 100.0
-        direction = self.params.get("direction", "abs")
-        score = {"up": gap, "down": -gap}.get(direction, np.abs(gap))
+        score = _directed((price - previous) / previous * 100.0, self.params["direction"])
         keep = self._filters(view)
-        if "min_gap" in self.params:
+        with np.errstate(invalid="ignore"):
             keep &= score >= float(self.params["min_gap"])
         return view.ranked(score, keep, reason="gap % vs previous close")
 
@@ -232,16 +272,18 @@ class Gap(Scanner):
 class RelativeVolume(Scanner):
     """Volume so far today against the same time of day over the trailing sessions."""
 
+    defaults: ClassVar[dict[str, Any]] = {**_FILTERS, "lookback": 5, "min_rvol": 0.0}
+
     def __init__(self, name: str, params: dict[str, Any]) -> None:
         super().__init__(name, params)
-        self.needs_history = int(self.params.get("lookback", 5))
+        self.needs_history = int(self.params["lookback"])
 
     def scan(self, view: ScanView) -> list[Match]:
         lookback = self.needs_history
         score = view.relative_volume(lookback)
         keep = self._filters(view)
-        if "min_rvol" in self.params:
-            keep &= score >= float(self.params["min_rvol"])
+        with np.errstate(invalid="ignore"):
+            keep &= score >= float(self.params["min_rvol"])  # (relative volume is never below 0)
         return view.ranked(score, keep, reason=f"relative volume ({lookback} sessions)")
 
 
@@ -249,6 +291,7 @@ class PriceVolume(Scanner):
     """Price and volume filters, ranked by volume so far."""
 
     needs_history = 0
+    defaults: ClassVar[dict[str, Any]] = dict(_FILTERS)
 
     def scan(self, view: ScanView) -> list[Match]:
         return view.ranked(view.volume_so_far(), self._filters(view), reason="volume so far")
@@ -272,29 +315,79 @@ def load_class(reference: str, base_dir: Path, field_name: str, base: type[Any])
     if ":" not in reference:
         raise ConfigError(f"{reference!r} must be 'module:Class' or 'file.py:Class'", where=field_name)
     target, name = reference.rsplit(":", 1)
-    try:
-        if target.endswith(".py"):
-            path = (base_dir / target).resolve()
-            spec = importlib.util.spec_from_file_location(f"backtest_user_{path.stem}", path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot load {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-        cls = getattr(module, name)
-    except (ImportError, AttributeError, OSError, SyntaxError) as exc:
+    module = _import(target, base_dir, reference, field_name)
+    cls = getattr(module, name, None)
+    if cls is None:
+        classes = sorted(
+            k
+            for k, v in vars(module).items()
+            if isinstance(v, type) and issubclass(v, base) and v is not base
+        )
+        close = suggest(name, classes)
         raise ConfigError(
-            f"cannot load {reference!r}: {exc}",
+            f"cannot load {reference!r}: {_origin(module, target)} has no {name!r}"
+            + (f" (did you mean {close!r}?)" if close else ""),
             where=field_name,
-            hint="a module on PYTHONPATH or a .py file relative to the config",
-        ) from exc
+            hint=f"{base.__name__} subclasses there: {', '.join(classes) or 'none'}",
+        )
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(
             f"{reference!r} is not a subclass of {base.__module__}.{base.__name__}", where=field_name
         )
     return cls
+
+
+def _import(target: str, base_dir: Path, reference: str, field_name: str) -> Any:
+    """The module ``target`` (a dotted name, or a .py file relative to ``base_dir``), run now.
+
+    Importing runs the user's module: anything it raises (sys.exit included, not
+    KeyboardInterrupt) is a config error naming the file and the exception.
+    """
+    source, name = target, ""
+    try:
+        if target.endswith(".py"):
+            path = (base_dir / target).resolve()
+            source = str(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            spec = importlib.util.spec_from_file_location(f"backtest_user_{path.stem}", path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            name = spec.name
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(target)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        sys.modules.pop(name, None)  # a half-run module must not be found by a later import
+        raise ConfigError(
+            f"cannot load {reference!r}: importing {source} {_raised(exc)}",
+            where=field_name,
+            hint=f"a module on PYTHONPATH or a .py file relative to the config that imports cleanly "
+            f"(`{_rerun(source, target)}` shows the traceback)",
+        ) from exc
+
+
+def _rerun(source: str, target: str) -> str:
+    """The command that imports the module alone, to see its traceback."""
+    return f"python {source}" if source.endswith(".py") else f'python -c "import {target}"'
+
+
+def _raised(exc: BaseException) -> str:
+    """How an import failed, as a sentence's end."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    if isinstance(exc, SyntaxError):
+        return f"failed: SyntaxError: {exc.msg} (line {exc.lineno})"
+    return f"failed: {type(exc).__name__}: {exc}"
+
+
+def _origin(module: Any, target: str) -> str:
+    """Where a loaded module came from: its file, else its name."""
+    return str(getattr(module, "__file__", None) or target)
 
 
 # -- the component ---------------------------------------------------------------------------
@@ -320,7 +413,7 @@ class ScannerManager(Component):
         super().__init__()
         self._queues = queues
         self._extended = extended  # `at` times may then fall in the pre-market or after-hours
-        self._scanners = [ScheduledScanner(spec, _build(spec, base_dir)) for spec in specs]
+        self._scanners = [ScheduledScanner(spec, _build(spec, base_dir, n)) for n, spec in enumerate(specs)]
         self.scans: list[dict[str, Any]] = []
         self._added: dict[str, set[str]] = {}
         self._times: dict[int, list[ScheduledScanner]] = {}
@@ -387,14 +480,19 @@ class ScannerManager(Component):
             record.update(status="skipped", reason=str(exc), matches=[])
             self.scans.append(record)
             return outcome
-        except Exception as exc:
-            record.update(status="failed", reason=f"{type(exc).__name__}: {exc}", matches=[])
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # user code: sys.exit included
+            reason = f"it called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else None
+            reason = reason or f"{type(exc).__name__}: {exc}"
+            record.update(status="failed", reason=reason, matches=[])
             self.scans.append(record)
             if not spec.optional:
                 raise SessionError(
-                    f"scanner {spec.name!r} failed at {iso(now_ns)}: {type(exc).__name__}: {exc}",
-                    where=str(self._queues.plan.session),
-                    hint="fix the scanner, or mark it optional = true to report and go on",
+                    f"{phase} scan() failed {moment(now_ns, self._queues.plan)}: {reason}",
+                    where=f"scanner {spec.name!r}",
+                    hint="fix the scanner (`backtest --debug run ...` shows the traceback), or mark it "
+                    "optional = true to report and go on",
                 ) from exc
             return outcome
         record.update(
@@ -467,6 +565,25 @@ def _scan_times(spec: ScannerSpec, plan: SessionPlan, extended: bool = False) ->
     return sorted(times)
 
 
-def _build(spec: ScannerSpec, base_dir: Path) -> Scanner:
+def _build(spec: ScannerSpec, base_dir: Path, index: int) -> Scanner:
+    """The configured scanner (``[[scanners]]`` number ``index``); a constructor that fails names
+    the scanner (for a built-in, its params are at fault)."""
     cls = BUILT_IN[spec.kind] if spec.kind is not None else load_scanner_class(spec.class_ or "", base_dir)
-    return cls(spec.name, spec.params)
+    try:
+        return cls(spec.name, spec.params)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        if spec.kind is not None:  # ours: only its params can be at fault
+            found = check_scanner(cls, spec.name, spec.params)
+            raise ConfigError(
+                "; ".join(f.message for f in found) or f"scanner {spec.name!r} rejects its params: {reason}",
+                where=f"scanners[{index}].params",
+                hint=f"{spec.kind} takes: {', '.join(sorted(cls.defaults))}",
+            ) from exc
+        raise SessionError(
+            f"{cls.__name__}(name, params) failed: {reason}",
+            where=f"scanner {spec.name!r}",
+            hint="fix the scanner's __init__ (`backtest --debug run ...` shows the traceback)",
+        ) from exc

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ResultsError
+
 TRADING_DAYS_PER_YEAR = 252
 
 
@@ -118,6 +120,13 @@ def round_trips(fills: Iterable[Any]) -> list[Trade]:
         row: dict[str, Any] = fill if isinstance(fill, dict) else {n: getattr(fill, n) for n in _FILL_KEYS}
         symbol, side, quantity = str(row["symbol"]), str(row["side"]), float(row["quantity"])
         price, commission, ts = float(row["price"]), float(row["commission"]), int(row["ts_ns"])
+        if not (math.isfinite(quantity) and quantity > 0 and math.isfinite(price)):
+            # (files written before orders were checked at submission could hold such fills)
+            raise ResultsError(
+                f"a {side} fill of {quantity} {symbol} at {price} cannot be booked",
+                where=f"fill at {ts}",
+                hint="run the config again: orders are now checked when submitted",
+            )
         signed = quantity if side == "buy" else -quantity
         while signed:
             trip = open_trips.get(symbol)

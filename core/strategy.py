@@ -28,29 +28,112 @@ Callbacks (all optional), in the order a day calls them:
 
 A strategy object lives for one session (per-day state is torn down like
 every component).  What crosses days is explicit: the portfolio (cash,
-positions, open orders) and ``self.state``, a mapping the strategy owns.
+positions, open orders) and ``self.state``, a mapping the strategy owns.  It
+is saved with the run as JSON, so it must hold only str, int, float, bool,
+None, lists and str-keyed dicts; it is checked at the end of every day.
+
+Declare what the strategy takes, and it is checked before the first session
+(``backtest validate`` too; see :func:`check_strategy`)::
+
+    class Momentum(Strategy):
+        defaults = {"key": "sma_20@1m", "quantity": 100.0}   # params and their defaults
+        choices = {}                                           # allowed values, per param
+
+        @classmethod
+        def indicators(cls, params):                           # indicator keys it reads
+            return [params["key"]]
+
+``self.params`` holds the defaults overlaid with the config's params.  A class
+that declares no ``defaults`` takes any params, unchecked.
+
+Failures: anything a callback raises (``sys.exit`` included; not
+KeyboardInterrupt) ends the run as a :class:`StrategyError` naming the
+strategy, the callback, the day and the clock; an order that cannot be valid
+(NaN quantity, a price <= 0, a symbol not in the session, ...) is refused when
+submitted (:class:`~core.broker.OrderError`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import copy
+import difflib
+import json
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from calendars import Interval, SessionPlan, SimClock
 from core.bars import BarBlock, SymbolBars
-from core.broker import ORDER_FIELDS, Broker, Costs, Fill, Order, Portfolio
+from core.broker import ORDER_FIELDS, Broker, Costs, Fill, Order, OrderError, Portfolio
 from core.components import Component
-from core.errors import SessionError
+from core.errors import BacktestError, SessionError
 from core.session_data import IndicatorSeries, SessionData
 
 
 class LookAheadError(SessionError):
     """A strategy asked for a bar or value that ends after the clock."""
+
+
+class StrategyError(SessionError):
+    """A strategy failed: a callback raised or exited, or its state cannot be saved."""
+
+
+# errors that keep their class when a callback's failure is given its context
+_KEPT_ERRORS: tuple[type[SessionError], ...] = (OrderError, LookAheadError)
+
+
+def moment(now_ns: int, plan: SessionPlan | None) -> str:
+    """``on <session> at <local ISO> <tz> (<UTC ISO>)``: a clock time as errors show it."""
+    utc = pd.Timestamp(int(now_ns), tz="UTC")
+    if plan is None:
+        return f"at {utc.isoformat()}"
+    local = utc.tz_convert(plan.tz)
+    return f"on {plan.session.isoformat()} at {local.isoformat()} {plan.tz} ({utc.isoformat()})"
+
+
+def _local_and_utc(ts_ns: int, plan: SessionPlan | None) -> str:
+    """``<local ISO> (<UTC ISO>)``, or the UTC ISO time alone without a session."""
+    utc = pd.Timestamp(int(ts_ns), tz="UTC")
+    if plan is None:
+        return utc.isoformat()
+    return f"{utc.tz_convert(plan.tz).isoformat()} ({utc.isoformat()})"
+
+
+def suggest(word: str, options: Iterable[str]) -> str | None:
+    """The option ``word`` most likely meant: a close spelling, or an abbreviation (qty: quantity)."""
+    choices = [o for o in options if isinstance(o, str)]
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    abbreviated = [o for o in choices if word and o.startswith(word[0]) and _subsequence(word, o)]
+    return min(abbreviated, key=len) if abbreviated else None
+
+
+def _subsequence(short: str, long: str) -> bool:
+    """Whether every character of ``short`` appears in ``long`` in order."""
+    rest = iter(long)
+    return all(char in rest for char in short)
+
+
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    close = suggest(word, options)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+def missing_indicator(key: str, configured: Iterable[str]) -> SessionError:
+    """The error for reading an indicator key the config does not compute."""
+    keys = sorted(configured)
+    return SessionError(
+        f"indicator {key!r} is not configured{_did_you_mean(key, keys)}; "
+        f"configured: {', '.join(keys) or 'none'}",
+        hint="add an [[indicators]] table that computes it (keys read <kind>_<period>@<interval>), "
+        "or read one of the configured keys",
+    )
 
 
 class Bar(NamedTuple):
@@ -142,10 +225,13 @@ class Batch:
 
     def indicator(self, key: str) -> np.ndarray:
         """The indicator's value at this bar for each symbol of the batch (NaN while not ready)."""
-        values = self._indicators.get(key) or self._data.indicator_values(key)  # (the latter explains)
+        values = self._indicators.get(key)
+        if values is None:
+            raise missing_indicator(key, self._indicators)
         if values.interval != self.interval:
             raise SessionError(
-                f"{key} is on {values.interval} bars, this batch is {self.interval}", where=key
+                f"indicator {key!r} is on {values.interval} bars, this batch holds {self.interval} bars",
+                hint=f"read it in on_derived_bars for {values.interval}, or with ctx.indicator(symbol, key)",
             )
         return self._pick(values.values)
 
@@ -195,15 +281,21 @@ class StrategyContext:
         return self._data[symbol].history(interval)
 
     def indicator(self, symbol: str, key: str) -> IndicatorSeries:
+        """One symbol's values of indicator ``key`` for the bars that have ended."""
+        if key not in self._data.indicators:
+            raise missing_indicator(key, self._data.indicators)
         return self._data[symbol].indicator(key)
 
     def bar_at(self, symbol: str, interval: str, ts_ns: int) -> Bar:
         """The bar starting at ``ts_ns``; a bar that has not ended yet is look-ahead."""
-        self._guard(ts_ns, Interval.parse(interval), f"{interval} bar of {symbol}")
+        self._guard(ts_ns, Interval.parse(interval), f"the {interval} bar of {symbol}")
         bars = self.bars(symbol, interval)
         hits = np.flatnonzero(bars.ts == ts_ns)
         if not hits.size:
-            raise SessionError(f"no {interval} bar of {symbol} starts at {ts_ns}", where=symbol)
+            raise SessionError(
+                f"no {interval} bar of {symbol} starts at {self._when(ts_ns)}",
+                hint="ctx.bars(symbol, interval).ts holds the starts of the bars that exist (gaps have none)",
+            )
         i = int(hits[0])
         return Bar(
             symbol, ts_ns, *(float(getattr(bars, f)[i]) for f in ("open", "high", "low", "close", "volume"))
@@ -211,20 +303,32 @@ class StrategyContext:
 
     def value_at(self, symbol: str, key: str, ts_ns: int) -> float:
         """The indicator value of the bar starting at ``ts_ns``; later bars are look-ahead."""
-        interval = Interval.parse(key.split("@", 1)[1].split(".", 1)[0])
-        self._guard(ts_ns, interval, f"{key} of {symbol}")
+        values = self._data.indicators.get(key)
+        if values is None:
+            raise missing_indicator(key, self._data.indicators)
+        self._guard(ts_ns, Interval.parse(values.interval), f"the {key} value of {symbol} for the bar")
         series = self.indicator(symbol, key)
         hits = np.flatnonzero(series.ts == ts_ns)
         if not hits.size:
-            raise SessionError(f"no {key} value of {symbol} at {ts_ns}", where=symbol)
+            raise SessionError(
+                f"no {key} value of {symbol} for a bar starting at {self._when(ts_ns)}",
+                hint="ctx.indicator(symbol, key).ts holds the starts of the bars that have values",
+            )
         return float(series.values[int(hits[0])])
 
-    def _guard(self, ts_ns: int, interval: Interval, what: str) -> None:
-        if ts_ns + interval.nanoseconds > self.now_ns:
+    def _guard(self, ts_ns: int, interval: Interval, asked: str) -> None:
+        """Refuse a read of a bar (or its value) that has not ended at the clock."""
+        end = ts_ns + interval.nanoseconds
+        if end > self.now_ns:
             raise LookAheadError(
-                f"look-ahead: the {what} starting at {ts_ns} ends after the clock {self.now_ns}",
-                hint="read bars that have ended: ctx.bars(...) holds exactly those",
+                f"look-ahead: asked for {asked} starting {self._when(ts_ns)} ({interval.label}), "
+                f"which ends {self._when(end)}, after the clock {self._when(self.now_ns)}",
+                hint="read bars that have ended: ctx.bars(...) and ctx.indicator(...) hold exactly those",
             )
+
+    def _when(self, ts_ns: int) -> str:
+        """A time as errors show it: exchange-local and UTC ISO."""
+        return _local_and_utc(ts_ns, self._data.plan)
 
     # -- trading ------------------------------------------------------------
     def buy(self, symbol: str, quantity: float, **kwargs: Any) -> Order:
@@ -235,7 +339,8 @@ class StrategyContext:
         return self._broker.submit(symbol, "sell", quantity, self.now_ns, **kwargs)
 
     def cancel(self, order_id: int) -> bool:
-        return self._broker.cancel(order_id)
+        """Cancel an open order now; False when no open order has that id."""
+        return self._broker.cancel(order_id, self.now_ns)
 
     def position(self, symbol: str) -> float:
         held = self._broker.portfolio.positions.get(symbol)
@@ -258,9 +363,20 @@ class StrategyContext:
 class Strategy:
     """Base class; override the callbacks you need (see the module docstring)."""
 
+    # The params it takes and their defaults (the type of each default is the type expected;
+    # an int is accepted for a float, None accepts anything).  Not declared: params unchecked.
+    defaults: ClassVar[dict[str, Any]] = {}
+    # Allowed values of some params, e.g. {"side": ("long", "short")}.
+    choices: ClassVar[dict[str, Collection[Any]]] = {}
+
+    @classmethod
+    def indicators(cls, params: dict[str, Any]) -> list[str]:
+        """The indicator keys it reads, given its params (the defaults overlaid with the config's)."""
+        return []
+
     def __init__(self, name: str, params: dict[str, Any], state: dict[str, Any]) -> None:
         self.name = name
-        self.params = dict(params)
+        self.params = {**copy.deepcopy(self.defaults), **params}
         self.state = state  # yours; carried from day to day (and saved with the run)
 
     def on_session_start(self, ctx: StrategyContext) -> None:
@@ -280,6 +396,201 @@ class Strategy:
 
     def on_session_end(self, ctx: StrategyContext) -> None:
         """Called at the close, after day orders expired."""
+
+
+# -- declared params, checked before any session ------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem with a strategy's or scanner's params, found before any session runs.
+
+    ``param`` names the param at fault ("" when the finding is not about one param).
+    """
+
+    message: str
+    hint: str = ""
+    param: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.message}. Hint: {self.hint}" if self.hint else self.message
+
+
+def check_strategy(
+    cls: type[Strategy], name: str, params: dict[str, Any], indicator_keys: set[str]
+) -> list[Finding]:
+    """What is wrong with ``[[strategies]]`` ``name`` (class ``cls``, ``params``) before it runs.
+
+    Unknown params (with a "did you mean"), values of the wrong type or outside the
+    declared choices, and declared indicator keys missing from ``indicator_keys`` (the
+    keys the config computes).  Pure: nothing is instantiated, only ``cls.indicators``
+    is called.
+    """
+    what = f"strategy {name!r}"
+    findings = check_params(what, cls, Strategy, params)
+    if any(f.param in cls.defaults for f in findings):
+        return findings  # a value of the wrong type or choice: the keys it names would mislead
+    merged = {**copy.deepcopy(cls.defaults), **params}
+    try:
+        wanted = cls.indicators(merged)
+        keys = [wanted] if isinstance(wanted, str) else list(wanted)
+    except (Exception, SystemExit) as exc:  # user code: reported as a finding, never a crash
+        findings.append(
+            Finding(
+                f"{what}: {cls.__name__}.indicators(params) raised {type(exc).__name__}: {exc}",
+                hint="it must return the indicator keys the strategy reads, as a list of str",
+            )
+        )
+        return findings
+    configured = sorted(indicator_keys)
+    for key in keys:
+        if not isinstance(key, str):
+            findings.append(
+                Finding(
+                    f"{what}: {cls.__name__}.indicators(params) returned {key!r}, not a key",
+                    hint="return keys such as 'sma_20@1m'",
+                )
+            )
+        elif key not in indicator_keys:
+            findings.append(
+                Finding(
+                    f"{what} reads indicator {key!r}, which the config does not compute"
+                    f"{_did_you_mean(key, configured)}",
+                    hint="add an [[indicators]] table for it, or change the param that names it; "
+                    f"configured: {', '.join(configured) or 'none'}",
+                )
+            )
+    return findings
+
+
+def check_params(what: str, cls: type, base: type, params: Mapping[str, Any]) -> list[Finding]:
+    """Findings about ``params`` against ``cls.defaults`` and ``cls.choices``.
+
+    ``what`` names the strategy or scanner in messages; ``base`` is the base class whose
+    empty ``defaults`` mean "not declared" (then any param is accepted, unchecked).
+    """
+    defaults: dict[str, Any] = getattr(cls, "defaults", {})
+    choices: dict[str, Collection[Any]] = getattr(cls, "choices", {})
+    declared = _declares(cls, base)
+    findings = []
+    for key, value in params.items():
+        if declared and key not in defaults:
+            takes = ", ".join(sorted(defaults)) or "no params"
+            findings.append(
+                Finding(
+                    f"{what}: unknown param {key!r}{_did_you_mean(key, defaults)}",
+                    hint=f"{cls.__name__} takes: {takes}",
+                    param=key,
+                )
+            )
+            continue
+        if key in defaults and not _same_kind(value, defaults[key]):
+            findings.append(
+                Finding(
+                    f"{what}: param {key!r} is {_kind(value)} ({value!r}); {cls.__name__} expects "
+                    f"{_kind(defaults[key])}, like its default {defaults[key]!r}",
+                    hint=f"write {key} = {defaults[key]!r} in the config's TOML form (no quotes for numbers)",
+                    param=key,
+                )
+            )
+            continue
+        allowed = choices.get(key)
+        if allowed is not None and not _among(value, allowed):
+            listed = ", ".join(repr(a) for a in allowed)
+            findings.append(
+                Finding(
+                    f"{what}: param {key!r} is {value!r}, not one of {listed}"
+                    f"{_did_you_mean(str(value), [str(a) for a in allowed])}",
+                    hint=f"{key} takes one of {listed}",
+                    param=key,
+                )
+            )
+    return findings
+
+
+def _declares(cls: type, base: type) -> bool:
+    """Whether ``cls`` (or a class between it and ``base``) declares its ``defaults``."""
+    below = (klass for klass in cls.__mro__ if klass is not base and klass is not object)
+    return any("defaults" in vars(klass) for klass in below)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the type of ``default`` (int for float is fine; bool is never a number)."""
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def _among(value: Any, allowed: Collection[Any]) -> bool:
+    try:
+        return value in allowed
+    except TypeError:  # an unhashable value against a set: it cannot be one of them
+        return False
+
+
+def _kind(value: Any) -> str:
+    """A value's type as a config author reads it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+# -- what crosses days must be saveable ------------------------------------------------------------
+def unsaveable(state: Any) -> str | None:
+    """Where ``state`` cannot be written as JSON (e.g. ``state["last"] holds a datetime.datetime``),
+    or None when it can."""
+    try:
+        json.dumps(state)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return _first_unsaveable(state, "state", set()) or f"state: {exc}"
+    return None
+
+
+def _first_unsaveable(value: Any, path: str, seen: set[int]) -> str | None:
+    """The path of the first value json cannot write (walked in the order json writes)."""
+    if value is None or isinstance(value, (str, int, float)):  # (bool is an int)
+        return None
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in seen:
+            return f"{path} contains itself"
+        seen = seen | {id(value)}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not (key is None or isinstance(key, (str, int, float))):
+                return f"{path} has the key {key!r}, a {_type_name(key)} (JSON keys are strings)"
+            label = json.dumps(key) if isinstance(key, str) else repr(key)
+            found = _first_unsaveable(item, f"{path}[{label}]", seen)
+            if found:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _first_unsaveable(item, f"{path}[{i}]", seen)
+            if found:
+                return found
+        return None
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"{path} holds a {_type_name(value)} ({shown})"
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 @dataclass(slots=True)
@@ -368,6 +679,7 @@ class StrategyManager(Component):
 
     def _reset(self) -> None:
         self._strategies: list[Strategy] = []
+        self._names: dict[int, str] = {}  # id(strategy) -> its config name (errors name it)
         self._wants_derived = False
         self.broker: Broker | None = None
         self._ctx: StrategyContext | None = None
@@ -392,9 +704,10 @@ class StrategyManager(Component):
     def _on_setup(self) -> None:
         if not self._classes:
             return
-        self.broker = Broker(self.portfolio, self._costs)
+        data = self._data
+        self.broker = Broker(self.portfolio, self._costs, lambda: data.columns)  # (the live columns)
         self.broker.orders.extend(self.portfolio.open_orders)  # carried GTC / market orders
-        self._strategies = [cls(name, params, self.states[name]) for name, cls, params in self._classes]
+        self._strategies = [self._create(name, cls, params) for name, cls, params in self._classes]
         self._wants_derived = any(
             type(s).on_derived_bars is not Strategy.on_derived_bars for s in self._strategies
         )
@@ -402,8 +715,46 @@ class StrategyManager(Component):
         self._block = self._data.block(self._base.label)
         self._sync_columns()
         for strategy in self._strategies:
-            self._ctx.state = strategy.state
-            strategy.on_session_start(self._ctx)
+            self._call(strategy, "on_session_start")
+
+    def _create(self, name: str, cls: type[Strategy], params: dict[str, Any]) -> Strategy:
+        """Today's instance of one configured strategy (its constructor is user code too)."""
+        try:
+            strategy = cls(name, params, self.states[name])
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise self._failure(name, "__init__", exc) from exc
+        self._names[id(strategy)] = name
+        return strategy
+
+    def _call(self, strategy: Strategy, callback: str, *args: Any) -> None:
+        """Call ``strategy.<callback>(ctx, *args)``; whatever it raises (sys.exit included, not
+        KeyboardInterrupt) becomes an error naming the strategy, the callback, the day and the clock."""
+        ctx = self._ctx
+        assert ctx is not None
+        ctx.state = strategy.state
+        try:
+            getattr(strategy, callback)(ctx, *args)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise self._failure(self._names[id(strategy)], callback, exc) from exc
+
+    def _failure(self, name: str, callback: str, exc: BaseException) -> SessionError:
+        """The run-ending error for ``exc`` raised by strategy ``name`` in ``callback``."""
+        when = moment(self._clock.now_ns, self._data.plan) if self._clock.is_set else ""
+        hint = "fix the strategy; `backtest --debug run ...` shows the traceback"
+        if isinstance(exc, BacktestError):  # ours, raised for something the strategy asked
+            detail = f"{exc.where}: {exc.message}" if exc.where else exc.message
+            hint = exc.hint or hint
+        elif isinstance(exc, SystemExit):
+            detail = f"it called sys.exit({exc.code!r})"
+            hint = "a strategy must not end the process: raise an exception to stop the run"
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+        kind = type(exc) if isinstance(exc, _KEPT_ERRORS) else StrategyError
+        return kind(f"{callback} failed {when}: {detail}", where=f"strategy {name!r}", hint=hint)
 
     def _sync_columns(self) -> None:
         """Positions and marks of the session's columns; positions outside it are valued once."""
@@ -456,7 +807,12 @@ class StrategyManager(Component):
             batch = Batch(self._data, block, row, now_ns, everyone if arrived == everyone.size else None)
             for strategy in self._strategies:
                 ctx.state = strategy.state
-                strategy.on_bars(ctx, batch)
+                try:  # (free unless it raises; the call itself stays direct on this hot path)
+                    strategy.on_bars(ctx, batch)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:
+                    raise self._failure(self._names[id(strategy)], "on_bars", exc) from exc
         if not self._wants_derived:
             return
         for derived_block, derived_rows in derived:
@@ -464,8 +820,7 @@ class StrategyManager(Component):
                 if np.count_nonzero(derived_block.present[row]):
                     batch = Batch(self._data, derived_block, row, now_ns)
                     for strategy in self._strategies:
-                        ctx.state = strategy.state
-                        strategy.on_derived_bars(ctx, derived_block.interval.label, batch)
+                        self._call(strategy, "on_derived_bars", derived_block.interval.label, batch)
 
     def _fill_orders(self, block: BarBlock, row: int) -> None:
         assert self.broker is not None
@@ -563,8 +918,7 @@ class StrategyManager(Component):
         if self._ctx is None:
             return
         for strategy in self._strategies:
-            self._ctx.state = strategy.state
-            getattr(strategy, method)(self._ctx, record)
+            self._call(strategy, method, record)
 
     def _on_session_end(self) -> None:
         if not self._strategies or self.broker is None or self._ctx is None:
@@ -574,8 +928,8 @@ class StrategyManager(Component):
         self.broker.close_session(self._clock.now_ns, self._flat)
         self._sync_columns()
         for strategy in self._strategies:
-            self._ctx.state = strategy.state
-            strategy.on_session_end(self._ctx)
+            self._call(strategy, "on_session_end")
+        self._keep_states()
         # one more point: the close, after flattening, at the same marks
         ledger, cash = self.ledger, self.portfolio.cash
         ledger.curve_ns.append(self._clock.now_ns)
@@ -586,6 +940,29 @@ class StrategyManager(Component):
         self.ledger.add_orders(session, self.broker.orders)
         self.ledger.fills.extend(self.broker.fills)
         self.ledger.daily.append((plan.session if plan else None, float(self.ledger.curve_equity[-1])))
+
+    def _keep_states(self) -> None:
+        """Take each strategy's state for the next day, checked now: a state that cannot be saved
+        as JSON would otherwise lose the whole run when it is written at the end."""
+        for strategy in self._strategies:
+            name = self._names[id(strategy)]
+            state = strategy.state
+            if not isinstance(state, dict):
+                raise self._state_error(name, f"self.state is a {_type_name(state)}, not a dict")
+            self.states[name] = state  # (the strategy may have bound self.state to a new dict)
+            problem = unsaveable(state)
+            if problem is not None:
+                raise self._state_error(name, problem)
+
+    def _state_error(self, name: str, problem: str) -> StrategyError:
+        day = plan.session.isoformat() if (plan := self._data.plan) else "the session"
+        return StrategyError(
+            f"its state cannot be saved as JSON at the end of {day}: {problem}",
+            where=f"strategy {name!r}",
+            hint="self.state crosses days and is saved with the run: keep str, int, float, bool, "
+            "None, lists and str-keyed dicts in it (a datetime as .isoformat(), a numpy number as "
+            "float(...)); keep other objects on the strategy (self._x) for the day",
+        )
 
 
 def load_strategy_class(reference: str, base_dir: Path) -> type[Strategy]:

@@ -7,6 +7,8 @@ indicators at the bar, and submit orders that fill at the next bar's open.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 
 from core.strategy import Batch, Strategy, StrategyContext
@@ -23,16 +25,27 @@ class SmaCross(Strategy):
     params: fast ("sma_10@1m"), slow ("sma_30@1m"), quantity (100), threshold (1e-6)
     """
 
+    defaults: ClassVar[dict[str, Any]] = {
+        "fast": "sma_10@1m",
+        "slow": "sma_30@1m",
+        "quantity": 100.0,
+        "threshold": 1e-6,
+    }
+
+    @classmethod
+    def indicators(cls, params: dict[str, Any]) -> list[str]:
+        return [params["fast"], params["slow"]]
+
     def on_session_start(self, ctx: StrategyContext) -> None:
         # the regime lives in an array during the day (one slot per session symbol) ...
         regime = self.state.setdefault("regime", {})
         self._symbols = list(ctx.symbols)
         self._regime = np.array([regime.get(s, 0) for s in self._symbols], dtype=np.float64)
         self._undecided = int(np.count_nonzero(self._regime == 0))
-        self._fast = self.params.get("fast", "sma_10@1m")
-        self._slow = self.params.get("slow", "sma_30@1m")
-        self._threshold = float(self.params.get("threshold", 1e-6))
-        self._quantity = float(self.params.get("quantity", 100))
+        self._fast = self.params["fast"]
+        self._slow = self.params["slow"]
+        self._threshold = float(self.params["threshold"])
+        self._quantity = float(self.params["quantity"])
 
     def on_insertion(self, ctx: StrategyContext, record: dict) -> None:
         self._save()
@@ -82,20 +95,28 @@ class OpeningRangeBreakout(Strategy):
     params: minutes (30), quantity (100)
     """
 
+    defaults: ClassVar[dict[str, Any]] = {"minutes": 30, "quantity": 100.0}
+
+    @classmethod
+    def indicators(cls, params: dict[str, Any]) -> list[str]:
+        minutes = params["minutes"]
+        return [f"orh_{minutes}@1m", f"orl_{minutes}@1m"]
+
     def on_session_start(self, ctx: StrategyContext) -> None:
         self.state["traded"] = []  # one entry per symbol and day
+        self._high, self._low = self.indicators(self.params)
+        self._quantity = float(self.params["quantity"])
 
     def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
-        minutes = int(self.params.get("minutes", 30))
-        high = batch.indicator(f"orh_{minutes}@1m")
-        low = batch.indicator(f"orl_{minutes}@1m")
+        high = batch.indicator(self._high)
+        low = batch.indicator(self._low)
         traded = self.state["traded"]
         breakout = np.flatnonzero(batch.close > high)  # NaN (range not complete) never compares
         for j in breakout.tolist():
             symbol = batch.symbols[j]
-            if symbol in traded or ctx.position(symbol) != 0:
-                continue
-            quantity = float(self.params.get("quantity", 100))
-            ctx.buy(symbol, quantity)
-            ctx.sell(symbol, quantity, type="stop", stop=float(low[j]), tif="day")
+            stop = float(low[j])
+            if symbol in traded or ctx.position(symbol) != 0 or not stop > 0:
+                continue  # (no range low yet, or not a usable stop: no trade)
+            ctx.buy(symbol, self._quantity)
+            ctx.sell(symbol, self._quantity, type="stop", stop=stop, tif="day")
             traded.append(symbol)
