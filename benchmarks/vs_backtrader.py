@@ -25,8 +25,9 @@ Usage (from the repository root, with ``pip install -e '.[bench]'``)::
    load inside it; the 5m resampling too).  Whole times: ours = the ``backtest run`` process,
    start to exit; backtrader = the call, Parquet read + feeds + ``cerebro.run()`` (the
    ``import backtrader`` is paid once, shown apart).  Medians are reported.
-4. **Comparison** (of the last pair; every run of a tool is deterministic): orders by count and
-   as a multiset of (symbol, side, quantity, signal bar start); fills as a multiset of (symbol,
+4. **Comparison** (of the last pair; every run of a tool is deterministic): orders by count
+   (ours: ``count(*)`` of the results' ``orders`` table, one row per order) and as a multiset
+   of (symbol, side, quantity, signal bar start); fills as a multiset of (symbol,
    side, quantity, price to 1e-9 relative, start of the bar filled on, UTC).  The first 10
    mismatches are printed.  The last line::
 
@@ -81,6 +82,7 @@ FillKey = tuple[str, str, float, float, int]  # symbol, side, quantity, price, s
 class OursRun:
     run_s: float  # totals.seconds
     wall_s: float  # the process, fork/exec to exit
+    table_count: int  # select count(*) from orders (one row per order)
     bars: int
     orders: list[OrderKey]
     statuses: Counter[str]
@@ -236,17 +238,18 @@ def run_ours(cli: list[str], config: Path, hours: Hours) -> OursRun:
         document = json.loads(stdout)
         con = duckdb.connect(document["results"], read_only=True)
         try:
-            # one row per order per day it existed: the last row holds its final status
+            # one row per order, with its final status: the table's own count is the order count
             orders = con.execute(
-                """SELECT symbol, side, quantity, submitted_ns, status, filled_ns FROM orders
-                   QUALIFY row_number() OVER (PARTITION BY id ORDER BY date DESC) = 1"""
+                "SELECT symbol, side, quantity, submitted_ns, status, filled_ns FROM orders ORDER BY id"
             ).fetchall()
+            (table_count,) = con.execute("SELECT count(*) FROM orders").fetchone() or (0,)
             fills = con.execute("SELECT symbol, side, quantity, price, bar_ns FROM fills").fetchall()
         finally:
             con.close()
     return OursRun(
         run_s=float(document["totals"]["seconds"]),
         wall_s=wall,
+        table_count=int(table_count),
         bars=int(document["totals"]["bars"]),
         # submitted at the clock, the end of the 1m bar that signalled
         orders=[(s, side, float(q), int(t) - MINUTE_NS) for s, side, q, t, *_ in orders],
@@ -459,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         ((s, side, q, rounded(p), bar) for s, side, q, p, bar in ours.fills),
         ((s, side, q, rounded(p), bar) for s, side, q, p, bar in theirs.fills),
     )
-    orders_equal = len(ours.orders) == len(theirs.orders) and not order_diffs
+    # the results table's own row count must be the order count backtrader gives
+    orders_equal = ours.table_count == len(theirs.orders) == len(ours.orders) and not order_diffs
     fills_equal = not fill_diffs
 
     print(f"data: {data_dir.relative_to(ROOT)}: {args.symbols} symbols x {args.days} {EXCHANGE} sessions "
@@ -467,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({expected - loaded.read_rows + loaded.outside:,} missing: gaps kept)")  # fmt: skip
     print(f"bars: ours streamed {ours.bars:,}; backtrader fed {theirs.bars:,} "
           f"({loaded.outside:,} rows outside [open, close) of the sessions left out)")  # fmt: skip
-    print(f"orders: ours {len(ours.orders):,} {dict(sorted(ours.statuses.items()))}, "
+    print(f"orders: ours {ours.table_count:,} rows in the orders table "
+          f"{dict(sorted(ours.statuses.items()))}, "
           f"backtrader {len(theirs.orders):,} {dict(sorted(theirs.statuses.items()))}; "
           f"same (symbol, side, quantity, signal bar): {str(not order_diffs).lower()}")  # fmt: skip
     for line in order_diffs:

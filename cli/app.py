@@ -85,6 +85,15 @@ def main_callback(
         os.environ["BACKTEST_DEBUG"] = "1"
 
 
+# the config keys the command-line options set: an error about one of them names the flag
+FLAGS = {
+    "session.start": "--start",
+    "session.end": "--end",
+    "session.clock": "--clock",
+    "data.dir": "--data-dir",
+}
+
+
 def _overrides(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
@@ -131,7 +140,7 @@ def validate(
     from core.config import load_config
     from core.validation import validate as run_validation
 
-    loaded = load_config(config, _overrides(start, end, None, data_dir))
+    loaded = load_config(config, _overrides(start, end, None, data_dir), flags=FLAGS)
     report = run_validation(loaded, days)
     if json_out:
         render.print_json(
@@ -191,7 +200,7 @@ def run(
     from core.runs import run_and_save
     from core.snapshot import iso
 
-    loaded = load_config(config, _overrides(start, end, clock, data_dir))
+    loaded = load_config(config, _overrides(start, end, clock, data_dir), flags=FLAGS)
     if resume_from is not None and str(resume_from) == "latest":
         from core.results import ResultsStore
 
@@ -203,7 +212,12 @@ def run(
     try:
         with render.RunProgress() as progress:
             outcome = run_and_save(
-                loaded, _results_dir(results_dir), days, on_event=progress, resume_from=resume_from
+                loaded,
+                _results_dir(results_dir),
+                days,
+                on_event=progress,
+                resume_from=resume_from,
+                config_path=config,
             )
     finally:
         gc.unfreeze()  # (the command may run inside a longer-lived process, as in tests)
@@ -579,31 +593,65 @@ def report(
     """Print a run's statistics and write a self-contained HTML report.
 
     Statistics: return, max drawdown, Sharpe on daily returns, trades, win rate,
-    exposure. The HTML file (no network needed to open it) has the equity curve,
-    the drawdown, the daily P&L and the trades.
+    exposure, orders by final status. The HTML file (no network needed to open it)
+    has the equity curve, the drawdown, the daily P&L and the trades. A run without
+    strategies gets its facts instead: days, symbols, bars and data quality.
     """
-    from core.html_report import render_html
+    from core.html_report import render_facts_html, render_html
     from core.runs import load_report
 
     loaded = load_report(_results_dir(results_dir), run_ref)
     target = html_out or loaded.path.with_suffix(".html")
-    document = render_html(
-        f"backtest run {loaded.run_id}",
-        loaded.statistics,
-        loaded.curve_ns,
-        loaded.curve_equity,
-        loaded.trades,
-        loaded.daily,
-    )
+    title = f"backtest run {loaded.run_id}"
+    if loaded.statistics is not None:
+        document = render_html(
+            title, loaded.statistics, loaded.curve_ns, loaded.curve_equity, loaded.trades, loaded.daily
+        )
+    else:
+        document = render_facts_html(title, loaded.facts(), loaded.days)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(document, encoding="utf-8")
     tmp.replace(target)
     if json_out:
-        render.print_json({"run_id": loaded.run_id, "html": str(target), **loaded.statistics.as_dict()})
+        statistics = loaded.statistics.as_dict() if loaded.statistics is not None else {}
+        render.print_json(
+            {
+                "run_id": loaded.run_id,
+                "html": str(target),
+                "strategies": loaded.statistics is not None,
+                **loaded.facts(),
+                "orders": loaded.orders,
+                **statistics,
+            }
+        )
     else:
-        render.statistics_table(loaded.statistics)
+        render.run_facts(loaded.run_id, loaded.facts())
+        if loaded.statistics is not None:
+            render.statistics_table(loaded.statistics, loaded.orders)
+        else:
+            render.stderr.print("no strategies in this run: no statistics", markup=False, highlight=False)
         render.stderr.print(f"report written to {target}", markup=False, highlight=False)
+    return 0
+
+
+@app.command("runs")
+@handled
+def runs(results_dir: ResultsDirOpt = None, json_out: JsonOpt = False) -> int:
+    """List the runs in the results directory, newest first.
+
+    Each run: id, when its file was written, the config file it came from, its
+    strategies, days, symbols, total return and status (`latest` marks the one
+    `inspect` and `report` read by default).
+    """
+    from core.runs import list_runs
+
+    root = _results_dir(results_dir)
+    found = list_runs(root)
+    if json_out:
+        render.print_json({"results_dir": str(root), "runs": [r.as_dict() for r in found]})
+    else:
+        render.runs_table(found, root)
     return 0
 
 

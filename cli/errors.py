@@ -1,8 +1,7 @@
-"""Exit codes, decided in one place.
+"""Exit codes, decided in one place (the README's table is this one).
 
-0 success; 2 bad command-line usage; 3 invalid config; 4 data missing or
-invalid; 5 failure during a session; 130 interrupted.  Every non-zero exit
-prints one paragraph naming what is at fault; --debug adds the traceback.
+Every non-zero exit prints one paragraph naming what is at fault; --debug
+adds the traceback.
 """
 
 from __future__ import annotations
@@ -17,11 +16,38 @@ import typer
 
 from calendars import CalendarError
 from cli import render
-from core.errors import BacktestError
+from core.errors import (
+    BacktestError,
+    ConfigError,
+    DataError,
+    NoResultsError,
+    NotInRunError,
+    ResultsError,
+    SessionError,
+)
 
-EXIT_INTERRUPTED = 130
-EXIT_SESSION = 5
+EXIT_USAGE = 2
 EXIT_CONFIG = 3
+EXIT_DATA = 4
+EXIT_SESSION = 5
+EXIT_INTERRUPTED = 130
+
+# The first class an error is an instance of decides its code (subclasses before bases).
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (NotInRunError, EXIT_USAGE),  # inspect-day of a holiday or of a day outside the run
+    (ConfigError, EXIT_CONFIG),
+    (CalendarError, EXIT_CONFIG),  # an unknown exchange, dates outside the calendar
+    (NoResultsError, EXIT_DATA),  # inspect / report before any run (or of a run not there)
+    (DataError, EXIT_DATA),
+    (SessionError, EXIT_SESSION),
+    (ResultsError, EXIT_SESSION),  # results not writable or unreadable
+    (BacktestError, EXIT_SESSION),
+)
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit code of an error the tool reports (anything unexpected is a session failure)."""
+    return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), EXIT_SESSION)
 
 
 # Typer raises these for usage errors and exits; they pass through untouched.  Found
@@ -49,12 +75,9 @@ def handled(command: Callable[..., int]) -> Callable[..., None]:
         except KeyboardInterrupt:
             render.error("interrupted; earlier results were left as they were")
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except BacktestError as exc:
+        except (BacktestError, CalendarError) as exc:
             _report(exc)
-            raise typer.Exit(exc.exit_code) from None
-        except CalendarError as exc:
-            _report(exc)
-            raise typer.Exit(EXIT_CONFIG) from None
+            raise typer.Exit(exit_code_of(exc)) from None
         except Exception as exc:  # a bug of ours: still one paragraph, never a bare traceback
             _report(exc, prefix=f"internal error ({type(exc).__name__}): ")
             raise typer.Exit(EXIT_SESSION) from None

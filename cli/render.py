@@ -157,7 +157,7 @@ def _local(ns: int, tz: str) -> str:
 def _orders_and_fills(snapshot: DaySnapshot, symbols: list[str]) -> None:
     wanted = [o for o in snapshot.orders if not symbols or o["symbol"] in symbols]
     if wanted:
-        orders = Table(title="orders")
+        orders = Table(title=f"orders ({len(wanted)}; status at the close of the day)")
         for name in ("id", "submitted", "symbol", "side", "qty", "type", "price", "tif", "status", "fill"):
             orders.add_column(name, justify="right" if name in ("id", "qty", "price", "fill") else "left")
         for o in wanted:
@@ -288,7 +288,47 @@ def run_summary(outcome: Any, symbols: int) -> None:
     stdout.print(summary)
 
 
-def statistics_table(stats: Any) -> None:
+def run_facts(run_id: str, facts: dict[str, Any]) -> None:
+    """What every run has: days, symbols, bars, data quality."""
+    table = Table(title=f"run {run_id}", show_header=False)
+    table.add_column("figure", no_wrap=True)
+    table.add_column("value", justify="right")
+    quality = facts["quality_mean"]
+    symbols = facts["symbols"]
+    table.add_row("days", f"{facts['days']} ({facts['first']} .. {facts['last']})")
+    table.add_row("symbols", ", ".join(symbols) if len(symbols) <= 8 else f"{len(symbols)}")
+    table.add_row("bars streamed", f"{facts['bars']:,}")
+    table.add_row("mean data quality", "-" if quality is None else f"{quality:.3f}")
+    stdout.print(table)
+
+
+def runs_table(found: list[Any], results_dir: Any) -> None:
+    """`backtest runs`: one row per results file, newest first."""
+    if not found:
+        stderr.print(f"no runs in {results_dir}", markup=False, highlight=False)
+        return
+    table = Table(title=f"runs in {results_dir}")
+    columns = ("", "run id", "written (UTC)", "config", "strategies", "days", "symbols", "return", "status")
+    for name in columns:
+        table.add_column(name, justify="right" if name in ("days", "return") else "left")
+    for run in found:
+        row = run.as_dict()
+        symbols = row["symbols"]
+        table.add_row(
+            "*" if run.latest else "",
+            run.run_id,
+            row["written"].replace("T", " ")[:19],
+            row["config"] or "-",
+            ", ".join(row["strategies"]) or "-",
+            f"{run.days} ({row['first']} .. {row['last']})" if run.days else "-",
+            ", ".join(symbols) if len(symbols) <= 4 else f"{len(symbols)} symbols",
+            "-" if run.total_return is None else f"{run.total_return * 100:.2f} %",
+            run.status,
+        )
+    stdout.print(table)
+
+
+def statistics_table(stats: Any, orders: dict[str, int] | None = None) -> None:
     """The final statistics of a run with strategies."""
     table = Table(title="statistics", show_header=False)
     table.add_column("figure", no_wrap=True)
@@ -308,6 +348,9 @@ def statistics_table(stats: Any) -> None:
         ("profit factor", "-" if stats.profit_factor is None else f"{stats.profit_factor:.2f}"),
         ("exposure", pct(stats.exposure)),
     ]
+    if orders is not None:
+        statuses = ", ".join(f"{n} {status}" for status, n in orders.items() if status != "total")
+        rows.append(("orders (one per order)", f"{orders['total']}" + (f" ({statuses})" if statuses else "")))
     for name, value in rows:
         table.add_row(name, value)
     stdout.print(table)
@@ -321,6 +364,13 @@ def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) 
         f"session {'active' if snapshot.session_active else 'inactive'}  run {snapshot.run_id}"
     )
     stdout.print(head, markup=False)
+    replay = snapshot.replay
+    if replay is not None:
+        if replay["faithful"]:
+            note = f"replayed {replay['date']} from the run's state at its open (same code and data)"
+        else:
+            note = f"replayed {replay['date']}, NOT faithful: " + "; ".join(replay["reasons"])
+        stdout.print(note, markup=False, style=None if replay["faithful"] else "bold yellow")
     table = Table(title="bars")
     for name in ("symbol", "interval", "bars", "first bar", "last bar", "last close", "partial"):
         name = f"{name} ({snapshot.tz})" if name in ("first bar", "last bar") else name

@@ -16,6 +16,7 @@ After the last day the data of that day is still in SessionData.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -79,6 +80,9 @@ class RunResult:
     ledger: Ledger | None = None
     portfolio: Portfolio | None = None
     strategy_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per day: (date, portfolio JSON, strategy states JSON) at its open, to replay that day
+    openings: list[tuple[str, str, str]] = field(default_factory=list)
+    data_symbols: list[str] = field(default_factory=list)  # every symbol the run may read
 
     @property
     def bars(self) -> int:
@@ -152,7 +156,9 @@ class SessionCoordinator:
                     [d.label for d in self._derived],
                 )
             )
+            result.data_symbols = self._loader.symbols
             for index, session in enumerate(report.sessions):
+                result.openings.append(self._opening(session))
                 result.days.append(self._run_day(index, len(report.sessions), session))
                 day = {"date": session.isoformat()}
                 result.scans += [{**day, **scan} for scan in self.scanners.scans]
@@ -165,6 +171,11 @@ class SessionCoordinator:
             self._store.close()
         result.seconds = time.perf_counter() - started
         return result
+
+    def _opening(self, session: dt.date) -> tuple[str, str, str]:
+        """What crosses into ``session``: the portfolio and the strategies' states, as JSON."""
+        portfolio = json.dumps(self.portfolio.to_json(), sort_keys=True)
+        return session.isoformat(), portfolio, json.dumps(self.strategies.states, sort_keys=True)
 
     def _validate(self) -> ValidationReport:
         report = validate(self.config, self._days_limit, self._store, self._prefetch, self._replay)
@@ -410,6 +421,10 @@ class SessionCoordinator:
         for component in self.components:
             try:
                 component.setup()
+            except BacktestError:
+                for other in self.components:
+                    other.teardown()
+                raise  # it names its strategy, day and clock already
             except Exception as exc:
                 for other in self.components:
                     other.teardown()

@@ -1,7 +1,7 @@
 """One error hierarchy; every error names what is at fault and hints at a fix.
 
-The command line maps each class to an exit code (see ``cli/errors.py``);
-core never exits or prints.
+The command line maps each class to an exit code in one table
+(``cli/errors.py``); core never exits or prints.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 class BacktestError(Exception):
     """Base of every error the tool reports to its user."""
-
-    exit_code = 5
 
     def __init__(self, message: str, *, hint: str = "", where: str = "") -> None:
         super().__init__(message)
@@ -26,19 +24,13 @@ class BacktestError(Exception):
 class ConfigError(BacktestError):
     """The session config is missing, malformed or inconsistent."""
 
-    exit_code = 3
-
 
 class DataError(BacktestError):
     """Market data is missing, unreadable or invalid."""
 
-    exit_code = 4
-
 
 class SessionError(BacktestError):
     """Something failed while a session was being prepared or streamed."""
-
-    exit_code = 5
 
 
 class LifecycleError(SessionError):
@@ -48,4 +40,10 @@ class LifecycleError(SessionError):
 class ResultsError(BacktestError):
     """Results could not be written or read."""
 
-    exit_code = 5
+
+class NoResultsError(ResultsError):
+    """There is no run to read yet (or not the one asked for)."""
+
+
+class NotInRunError(BacktestError):
+    """A day asked of a run is not one of its sessions (a holiday, or outside its range)."""

@@ -51,6 +51,38 @@ def render_html(
     return "\n".join(parts) + "\n"
 
 
+def render_facts_html(title: str, facts: dict[str, object], days: Sequence[object]) -> str:
+    """The report of a run without strategies: its days, symbols, bars and data quality."""
+    rows = "".join(
+        f"<tr><td class='l'>{_e(str(getattr(d, 'session', '')))}</td>"
+        f"<td>{getattr(d, 'bars', 0):,}</td><td>{getattr(d, 'symbols', 0)}</td>"
+        f"<td>{_quality(getattr(d, 'quality_mean', None))}</td></tr>"
+        for d in days
+    )
+    summary = "".join(
+        f"<tr><th class='l'>{_e(name)}</th><td>{_e(str(value))}</td></tr>" for name, value in facts.items()
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        "<p>No strategies in this run: its days, symbols, bars and data quality.</p>",
+        f"<table>{summary}</table>",
+        "<h2>Days</h2>",
+        "<table><tr><th class='l'>date</th><th>bars</th><th>symbols</th><th>quality</th></tr>",
+        rows,
+        "</table>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _quality(value: object) -> str:
+    return "-" if value is None else f"{float(value):.3f}"  # type: ignore[arg-type]
+
+
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:24px;color:#1f2328}"
     "table{border-collapse:collapse;margin:8px 0 24px}"

@@ -21,24 +21,63 @@ import pyarrow as pa
 
 from calendars import Interval
 from core.bars import SymbolBars
-from core.errors import ResultsError
+from core.errors import NoResultsError, ResultsError
 from core.events import DayResult
+from core.identity import RunInputs
 from core.session_data import QualityRecord
 from core.snapshot import DaySnapshot
 
 LATEST = "latest"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: run identity columns, day_open, orders one row per order
 
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """The run as stored: id, effective config and what validation chose."""
+    """The run as stored: id, effective config, what validation chose, what the id is made of."""
 
     run_id: str
     config_json: str
     base_interval: str
     derived_intervals: list[str]
     days: list[DayResult]
+    config_path: str = ""  # the config file it was run from
+    inputs: RunInputs | None = None  # None in files written before they were recorded
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One line of `backtest runs`: a results file and what it holds."""
+
+    run_id: str
+    path: Path
+    modified_ns: int  # when the file was written (its modification time)
+    status: str  # "complete" or "unreadable: ..."
+    config_path: str = ""
+    strategies: list[str] | None = None
+    first: dt.date | None = None
+    last: dt.date | None = None
+    days: int = 0
+    symbols: list[str] | None = None
+    total_return: float | None = None  # None without strategies
+    latest: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "path": str(self.path),
+            "written": dt.datetime.fromtimestamp(self.modified_ns / 1e9, tz=dt.UTC).isoformat(
+                timespec="seconds"
+            ),
+            "status": self.status,
+            "config": self.config_path,
+            "strategies": self.strategies or [],
+            "first": self.first.isoformat() if self.first else None,
+            "last": self.last.isoformat() if self.last else None,
+            "days": self.days,
+            "symbols": self.symbols or [],
+            "total_return": self.total_return,
+            "latest": self.latest,
+        }
 
 
 class ResultsStore:
@@ -71,7 +110,7 @@ class ResultsStore:
         tmp = self.root / f".{record.run_id}.duckdb.tmp"
         tmp.unlink(missing_ok=True)
         try:
-            con = duckdb.connect(str(tmp))
+            con = _connect_for_writing(tmp)
             try:
                 _write_tables(con, record, snapshot)
                 _write_events(con, events)
@@ -91,15 +130,30 @@ class ResultsStore:
         """The file the `latest` pointer names."""
         pointer = self.root / LATEST
         if not pointer.exists():
-            raise ResultsError(
-                "no results yet",
+            raise NoResultsError(
+                "no runs yet",
                 where=str(self.root),
-                hint="run `backtest run CONFIG` first, or pass --results-dir",
+                hint="run `backtest run CONFIG` first, or point --results-dir / BACKTEST_RESULTS_DIR "
+                "at the results of one",
             )
         target = self.root / pointer.read_text().strip()
         if not target.exists():
-            raise ResultsError("the latest results file is missing", where=str(target))
+            raise NoResultsError(
+                "the latest results file is missing",
+                where=str(target),
+                hint="`backtest runs` lists the runs that are there",
+            )
         return target
+
+    def runs(self) -> list[RunSummary]:
+        """Every results file in the directory, newest first (then by id)."""
+        try:
+            latest = self.latest().name
+        except NoResultsError:
+            latest = ""
+        paths = sorted(self.root.glob("*.duckdb")) if self.root.is_dir() else []
+        found = [_summary(path, path.name == latest) for path in paths]
+        return sorted(found, key=lambda run: (-run.modified_ns, run.run_id))
 
     def carry(self, path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
         """The final portfolio and strategy states stored by a run (to resume from it)."""
@@ -119,6 +173,44 @@ class ResultsStore:
             con.close()
         portfolio, states = row[0] if row else (None, "{}")
         return (json.loads(portfolio) if portfolio else None), json.loads(states or "{}")
+
+    def opening(self, path: Path, day: dt.date) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+        """The portfolio and strategy states a run held at the open of ``day`` (to replay it)."""
+        con = self._open(path)
+        try:
+            rows = con.execute(
+                "SELECT portfolio_json, strategy_states_json FROM day_open WHERE date = ?", [day]
+            ).fetchall()
+        except duckdb.Error:
+            rows = []  # written before day openings were kept
+        finally:
+            con.close()
+        if not rows:
+            raise ResultsError(
+                f"the results file keeps no opening state for {day}",
+                where=str(path),
+                hint="run the config again with this version to replay its days faithfully",
+            )
+        portfolio, states = rows[0]
+        return (json.loads(portfolio) if portfolio else None), json.loads(states or "{}")
+
+    def order_counts(self, path: Path) -> dict[str, int]:
+        """Orders by final status (one row per order), with ``total``."""
+        con = self._open(path)
+        try:
+            rows = con.execute("SELECT status, count(*) FROM orders GROUP BY status").fetchall()
+        except duckdb.Error as exc:
+            raise ResultsError(f"results file has no orders table: {exc}", where=str(path)) from exc
+        finally:
+            con.close()
+        counts = {str(status): int(n) for status, n in rows}
+        return {"total": sum(counts.values()), **dict(sorted(counts.items()))}
+
+    def _open(self, path: Path) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            raise ResultsError(f"cannot open results: {exc}", where=str(path)) from exc
 
     def ledger_tables(self, path: Path) -> dict[str, Any]:
         """Equity curve, daily equity and round trips stored by a run."""
@@ -163,19 +255,46 @@ class ResultsStore:
             con.close()
 
 
+# DuckDB's newer storage versions write a random file identifier into the header; files of
+# this version carry none, so the same run writes the same bytes (and any DuckDB reads them).
+# One writer thread: with several, the blocks' layout follows their timing.
+STORAGE_VERSION = "v1.0.0"
+
+
+def _connect_for_writing(path: Path) -> duckdb.DuckDBPyConnection:
+    """A connection whose default database is a new file at ``path`` in :data:`STORAGE_VERSION`."""
+    con = duckdb.connect(config={"threads": 1})  # blocks laid out in one order: the same bytes
+    try:
+        quoted = str(path).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS results (STORAGE_VERSION '{STORAGE_VERSION}')")
+        con.execute("USE results")
+        # compressed string segments carry uninitialised bytes into the file (duckdb#23382)
+        con.execute("SET force_compression = 'uncompressed'")
+    except duckdb.Error:
+        con.close()
+        raise
+    return con
+
+
 def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySnapshot) -> None:
     con.execute(
         """CREATE TABLE run (run_id VARCHAR, schema_version INTEGER, config_json VARCHAR,
-           base_interval VARCHAR, derived_intervals VARCHAR)"""
+           base_interval VARCHAR, derived_intervals VARCHAR, config_path VARCHAR,
+           sources_digest VARCHAR, data_digest VARCHAR, engine_version VARCHAR)"""
     )
+    inputs = record.inputs
     con.execute(
-        "INSERT INTO run VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             record.run_id,
             SCHEMA_VERSION,
             record.config_json,
             record.base_interval,
             json.dumps(record.derived_intervals),
+            record.config_path,
+            inputs.sources if inputs else None,
+            inputs.data if inputs else None,
+            inputs.engine if inputs else None,
         ],
     )
     days = pa.table(
@@ -191,7 +310,6 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
             "symbols": pa.array([d.symbols for d in record.days], pa.int32()),
             "early_close": pa.array([d.early_close for d in record.days], pa.bool_()),
             "quality_mean": pa.array([d.quality_mean for d in record.days], pa.float64()),
-            "phase_seconds_json": pa.array([json.dumps(d.phase_seconds) for d in record.days]),
             "dropped_json": pa.array([json.dumps(d.dropped) for d in record.days]),
             "equity": pa.array([d.equity for d in record.days], pa.float64()),
             "pnl": pa.array([d.pnl for d in record.days], pa.float64()),
@@ -237,11 +355,41 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
     con.execute("CREATE TABLE last_day_quality AS SELECT * FROM quality_in")
 
 
+def orders_by_id(
+    order_rows: list[tuple[str, Any, str, int | None, float | None]], stream_ends: dict[str, int]
+) -> list[dict[str, Any]]:
+    """Each order once, by id: its final status and when (and on which day) it was submitted,
+    filled, cancelled or expired.
+
+    ``order_rows`` are the ledger's per-day states (an order open across a close appears once
+    per day it was alive); ``stream_ends`` maps each day to the end of its streamed hours,
+    when day orders expire and ``cancel_at_close`` orders are cancelled.
+    """
+    by_id: dict[int, dict[str, Any]] = {}
+    for day, order, status, filled_ns, fill_price in order_rows:
+        row = by_id.get(order.id)
+        if row is None:
+            row = {name: getattr(order, name) for name in _ORDER_FIELDS if hasattr(order, name)}
+            row.update(submitted_date=day, **dict.fromkeys(_OUTCOME_COLUMNS))
+            by_id[order.id] = row
+        row["status"], row["last_date"] = status, day
+        if status == "filled":
+            row.update(filled_ns=filled_ns, fill_price=fill_price, filled_date=day)
+        elif status in ("cancelled", "expired"):
+            closed = getattr(order, "closed_ns", None)
+            row.update({f"{status}_ns": closed or stream_ends.get(day), f"{status}_date": day})
+    return [by_id[key] for key in sorted(by_id)]
+
+
 def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
-    """Orders, fills, the per-bar equity curve, daily equity, the final portfolio and strategy state."""
+    """Orders (one row each), their per-day states, fills, the per-bar equity curve, daily equity,
+    each day's opening portfolio and strategy state, the final ones."""
     ledger = getattr(events, "ledger", None)
+    stream_ends = {d.session.isoformat(): d.stream_end_ns for d in getattr(events, "days", [])}
+    orders = orders_by_id(ledger.order_rows, stream_ends) if ledger else []
     tables = {
-        "orders": _columns(ledger.order_columns() if ledger else {}, _ORDER_SCHEMA),
+        "orders": _columns({name: [row[name] for row in orders] for name in _ORDERS.names}, _ORDERS),
+        "order_days": _columns(ledger.order_columns() if ledger else {}, _ORDER_DAYS),
         "fills": _columns(ledger.fill_columns() if ledger else {}, _FILL_SCHEMA),
         "equity": pa.table(
             {
@@ -259,6 +407,14 @@ def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
             }
         ),
     }
+    openings = list(getattr(events, "openings", []) or [])
+    tables["day_open"] = pa.table(
+        {
+            "date": pa.array([dt.date.fromisoformat(day) for day, _, _ in openings], pa.date32()),
+            "portfolio_json": pa.array([p for _, p, _ in openings], pa.string()),
+            "strategy_states_json": pa.array([s for _, _, s in openings], pa.string()),
+        }
+    )
     for name, table in tables.items():
         con.register("ledger_in", table)
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM ledger_in")
@@ -281,7 +437,56 @@ def _columns(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
     )
 
 
-_ORDER_SCHEMA = pa.schema(
+_ORDER_FIELDS = (
+    "id",
+    "symbol",
+    "side",
+    "quantity",
+    "type",
+    "submitted_ns",
+    "limit",
+    "stop",
+    "tif",
+    "cancel_at_close",
+    "tag",
+)
+_OUTCOME_COLUMNS = (
+    "filled_ns",
+    "filled_date",
+    "fill_price",
+    "cancelled_ns",
+    "cancelled_date",
+    "expired_ns",
+    "expired_date",
+)
+# one row per order: its final status and the time and day of each event (null if it did not happen)
+_ORDERS = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("symbol", pa.string()),
+        ("side", pa.string()),
+        ("quantity", pa.float64()),
+        ("type", pa.string()),
+        ("limit", pa.float64()),
+        ("stop", pa.float64()),
+        ("tif", pa.string()),
+        ("cancel_at_close", pa.bool_()),
+        ("tag", pa.string()),
+        ("status", pa.string()),
+        ("submitted_ns", pa.int64()),
+        ("submitted_date", pa.string()),
+        ("filled_ns", pa.int64()),
+        ("filled_date", pa.string()),
+        ("fill_price", pa.float64()),
+        ("cancelled_ns", pa.int64()),
+        ("cancelled_date", pa.string()),
+        ("expired_ns", pa.int64()),
+        ("expired_date", pa.string()),
+        ("last_date", pa.string()),
+    ]
+)
+# one row per order and day it was alive: its state at that day's close
+_ORDER_DAYS = pa.schema(
     [
         ("date", pa.string()),
         ("id", pa.int64()),
@@ -406,8 +611,18 @@ def _bars_table(snap: DaySnapshot) -> pa.Table:
     return pa.concat_tables(parts)
 
 
+def _read_run(con: duckdb.DuckDBPyConnection) -> tuple[str, str, str, list[str], str, RunInputs | None]:
+    """(run id, config JSON, base interval, derived intervals, config path, inputs) of a file."""
+    row = con.execute("SELECT * FROM run").fetchone()
+    assert row is not None
+    run_id, _, config_json, base, derived = row[:5]
+    config_path, sources, data, engine = (list(row[5:9]) + [None] * 4)[:4]  # older files: absent
+    inputs = RunInputs(sources, data, engine) if sources is not None else None
+    return run_id, config_json, base, json.loads(derived), config_path or "", inputs
+
+
 def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot]:
-    run_id, _, config_json, base, derived = con.execute("SELECT * FROM run").fetchone()  # type: ignore[misc]
+    run_id, config_json, base, derived, config_path, inputs = _read_run(con)
     columns = {row[0] for row in con.execute("DESCRIBE days").fetchall()}
     # files written before the streamed hours were recorded: the regular session
     streamed = (
@@ -415,9 +630,11 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
         if "stream_end_ns" in columns
         else "market_open_ns AS stream_start_ns, market_close_ns AS stream_end_ns"
     )
+    # timings are not results (they differ run to run): newer files leave them out
+    timings = "phase_seconds_json" if "phase_seconds_json" in columns else "'{}'"
     day_rows = con.execute(
         f"""SELECT date, market_open_ns, market_close_ns, clock_ns, bars, symbols,
-           phase_seconds_json, quality_mean, early_close, dropped_json, equity, pnl, {streamed}
+           {timings}, quality_mean, early_close, dropped_json, equity, pnl, {streamed}
            FROM days ORDER BY day_index"""
     ).fetchall()
     days = [
@@ -439,7 +656,7 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
         )
         for row in day_rows
     ]
-    record = RunRecord(run_id, config_json, base, json.loads(derived), days)
+    record = RunRecord(run_id, config_json, base, derived, days, config_path, inputs)
     meta = con.execute("SELECT * FROM last_day").fetchone()
     assert meta is not None
     date, exchange, tz, open_ns, close_ns, clock_ns, active, syms, ivs, keys, scans, inserts, pauses = meta[
@@ -496,3 +713,38 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
         quality = QualityRecord(**dict(zip(names, row[1:], strict=True)))
         (snapshot.dropped if quality.dropped else snapshot.quality)[row[0]] = quality
     return record, snapshot
+
+
+def _summary(path: Path, latest: bool) -> RunSummary:
+    """What `backtest runs` shows of one results file (a damaged file is listed, not fatal)."""
+    modified = path.stat().st_mtime_ns
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        return RunSummary(path.stem, path, modified, f"unreadable: {str(exc).splitlines()[0]}")
+    try:
+        run_id, config_json, _, _, config_path, _ = _read_run(con)
+        days = con.execute("SELECT date, equity, pnl FROM days ORDER BY day_index").fetchall()
+    except (duckdb.Error, AssertionError) as exc:
+        return RunSummary(path.stem, path, modified, f"unreadable: {str(exc).splitlines()[0]}")
+    finally:
+        con.close()
+    config = json.loads(config_json)
+    total_return = None
+    if days and days[-1][1] is not None:
+        opening = (days[0][1] or 0.0) - (days[0][2] or 0.0)
+        total_return = days[-1][1] / opening - 1.0 if opening else None
+    return RunSummary(
+        run_id=run_id,
+        path=path,
+        modified_ns=modified,
+        status="complete",
+        config_path=config_path,
+        strategies=[s.get("name", "") for s in config.get("strategies", [])],
+        first=days[0][0] if days else None,
+        last=days[-1][0] if days else None,
+        days=len(days),
+        symbols=list(config.get("streams", {}).get("symbols", [])),
+        total_return=total_return,
+        latest=latest,
+    )

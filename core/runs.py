@@ -6,18 +6,20 @@ The command line calls these; they hold no terminal logic.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core.broker import Portfolio
 from core.config import SessionConfig, config_from_json
 from core.coordinator import RunResult, SessionCoordinator
-from core.errors import ConfigError, ResultsError
-from core.events import EventHandler
-from core.results import ResultsStore, RunRecord
+from core.errors import NoResultsError, NotInRunError
+from core.events import DayResult, EventHandler
+from core.identity import RunInputs, run_id, run_inputs
+from core.results import ResultsStore, RunRecord, RunSummary, orders_by_id
 from core.snapshot import DaySnapshot
 from core.stats import Statistics, Trade, compute_statistics, round_trips
 
@@ -30,10 +32,9 @@ class RunOutcome:
     snapshot: DaySnapshot
 
 
-def run_id_of(config: SessionConfig, sessions: list[dt.date]) -> str:
-    """Stable id: the same effective config over the same sessions, the same id."""
-    text = config.canonical_json() + "|" + ",".join(s.isoformat() for s in sessions)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+def run_id_of(config: SessionConfig, sessions: list[str], inputs: RunInputs) -> str:
+    """Stable id: the same effective config, sessions, code and data give the same id."""
+    return run_id(config, sessions, inputs)
 
 
 def run_and_save(
@@ -42,12 +43,15 @@ def run_and_save(
     days_limit: int | None = None,
     on_event: EventHandler | None = None,
     resume_from: Path | None = None,
+    config_path: Path | None = None,
 ) -> RunOutcome:
     """Run every day of ``config`` and write the results file (atomically).
 
-    ``resume_from`` (a results file) carries that run's final portfolio (cash,
-    positions, open orders) and strategy states into this one: running days 1..k,
-    then k+1..N resumed from it, equals running 1..N.
+    The file is named by the run's id, which covers the effective config, the
+    sessions, the strategy/scanner code and the data (:mod:`core.identity`): a run
+    never replaces a different result.  ``resume_from`` (a results file) carries
+    that run's final portfolio (cash, positions, open orders) and strategy states
+    into this one: running days 1..k, then k+1..N resumed from it, equals running 1..N.
     """
     results = ResultsStore(results_dir)
     results.check_writable()
@@ -58,8 +62,13 @@ def run_and_save(
     result = SessionCoordinator(
         config, days_limit=days_limit, on_event=on_event, portfolio=portfolio, strategy_states=states
     ).run()
-    sessions = [day.session for day in result.days]
-    run_id = run_id_of(config, sessions)
+    sessions = [day.session.isoformat() for day in result.days]
+    inputs = run_inputs(
+        config, Path(config.data.dir), result.report.base_interval or "", result.data_symbols
+    )
+    if resume_from is not None:  # where it starts from is part of what it is
+        sessions.append(f"resumed:{resume_from.name}")
+    run_id = run_id_of(config, sessions, inputs)
     assert result.session_data is not None and result.clock is not None
     snapshot = capture(run_id, result)
     record = RunRecord(
@@ -68,6 +77,8 @@ def run_and_save(
         base_interval=result.report.base_interval or "",
         derived_intervals=list(result.report.derived_intervals),
         days=result.days,
+        config_path=str(config_path.resolve()) if config_path is not None else "",
+        inputs=inputs,
     )
     path = results.write(record, snapshot, result)
     return RunOutcome(run_id, path, result, snapshot)
@@ -80,19 +91,45 @@ def last_day(results_dir: Path) -> DaySnapshot:
 
 
 def replay_day(results_dir: Path, day: dt.date, on_event: EventHandler | None = None) -> DaySnapshot:
-    """Replay one day from the latest run's stored config (days are independent on the data side)."""
-    record, _ = ResultsStore(results_dir).read()
+    """Replay one day of the latest run exactly as the run lived it.
+
+    The day starts from the portfolio and strategy states the run held at its open
+    (kept in the results file), so its orders and fills are the run's own.  If the
+    strategy code, the data or the engine changed since, the replay may differ:
+    the snapshot says so (``replay.faithful`` false, with the reasons).
+    """
+    results = ResultsStore(results_dir)
+    path = results.latest()
+    record, stored_last = results.read(path)
+    sessions = [d.session for d in record.days]
+    if day not in sessions:
+        raise NotInRunError(
+            f"{day} is not a session of the latest run ({sessions[0]} .. {sessions[-1]}, "
+            f"{len(sessions)} sessions of {json.loads(record.config_json)['session']['exchange']})",
+            where=str(day),
+            hint="pick a day of the run (`backtest inspect last-day` shows its last), "
+            "or run the config over that day first",
+        )
+    if day == sessions[-1]:
+        return stored_last  # kept whole in the results file: nothing to replay
     config = config_from_json(record.config_json)
     session = config.session.model_copy(update={"start": day, "end": day, "days": None})
     one_day = config.model_copy(update={"session": session})
-    result = SessionCoordinator(one_day, on_event=on_event, replay=True).run()
-    if not result.days or result.days[0].session != day:
-        raise ConfigError(
-            f"{day} is not a {config.session.exchange} session",
-            where=str(day),
-            hint="pick a trading day; `backtest inspect last-day` shows the last one",
-        )
-    return capture(record.run_id, result)
+    stored, states = results.opening(path, day)
+    result = SessionCoordinator(
+        one_day,
+        on_event=on_event,
+        replay=True,
+        portfolio=Portfolio.from_json(stored) if stored else None,
+        strategy_states=states,
+    ).run()
+    snapshot = capture(record.run_id, result)
+    now = run_inputs(one_day, Path(one_day.data.dir), record.base_interval, result.data_symbols)
+    reasons = now.differences(record.inputs) if record.inputs is not None else []
+    if record.inputs is None:
+        reasons = ["the results file predates run fingerprints: changes cannot be told"]
+    snapshot.replay = {"date": day.isoformat(), "faithful": not reasons, "reasons": reasons}
+    return snapshot
 
 
 def capture(run_id: str, result: RunResult) -> DaySnapshot:
@@ -109,23 +146,49 @@ def capture(run_id: str, result: RunResult) -> DaySnapshot:
     )
     if result.ledger is not None:
         day = snapshot.date.isoformat()
-        snapshot.orders = result.ledger.orders_of(day)
+        snapshot.orders = orders_of_day(result, day)
         start, end = snapshot.market_open_ns, snapshot.clock_ns
         snapshot.fills = [f.as_dict() for f in result.ledger.fills if start <= f.ts_ns <= end]
     return snapshot
 
 
+def orders_of_day(result: RunResult, day: str) -> list[dict[str, Any]]:
+    """The orders alive on ``day`` (submitted that day or carried into it), one row each, as
+    they stood at its close: the rows of the results' ``orders`` table for those orders."""
+    assert result.ledger is not None
+    rows = [row for row in result.ledger.order_rows if row[0] <= day]
+    alive = {row[1].id for row in rows if row[0] == day}
+    stream_ends = {d.session.isoformat(): d.stream_end_ns for d in result.days}
+    return [order for order in orders_by_id(rows, stream_ends) if order["id"] in alive]
+
+
 @dataclass(frozen=True, slots=True)
 class RunReport:
-    """What `backtest report` shows: statistics, round trips, daily P&L and the equity curve."""
+    """What `backtest report` shows: the run's facts and, with strategies, statistics, round trips,
+    daily P&L, the equity curve and the orders by final status."""
 
     run_id: str
     path: Path
-    statistics: Statistics
+    days: list[DayResult]
+    symbols: list[str]
+    statistics: Statistics | None  # None: the run has no strategies
     trades: list[Trade]
     daily: list[tuple[dt.date, float, float]]  # date, P&L, equity at the close
     curve_ns: np.ndarray
     curve_equity: np.ndarray
+    orders: dict[str, int]  # by final status (one row per order), with "total"
+
+    def facts(self) -> dict[str, Any]:
+        """Days, symbols, bars and data quality: what every run has."""
+        quality = [d.quality_mean for d in self.days if d.quality_mean is not None]
+        return {
+            "days": len(self.days),
+            "first": self.days[0].session.isoformat() if self.days else None,
+            "last": self.days[-1].session.isoformat() if self.days else None,
+            "symbols": self.symbols,
+            "bars": sum(d.bars for d in self.days),
+            "quality_mean": float(np.mean(quality)) if quality else None,
+        }
 
 
 def statistics_of(result: RunResult) -> Statistics | None:
@@ -155,24 +218,36 @@ def load_report(results_dir: Path, run: str | None = None) -> RunReport:
     else:
         path = store.path_of(run)
     if not path.exists():
-        raise ResultsError(
-            "no such run", where=str(path), hint="give a run id from `backtest run` or a .duckdb file"
+        raise NoResultsError(
+            "no such run",
+            where=str(path),
+            hint="give a run id or a .duckdb file; `backtest runs` lists them",
         )
     record, _ = store.read(path)
     tables = store.ledger_tables(path)
     days = record.days
-    if not tables["daily"]:
-        raise ResultsError(
-            "this run traded nothing: it has no strategies",
-            where=str(path),
-            hint="add [[strategies]] to the config",
-        )
-    opening = (days[0].equity or 0.0) - (days[0].pnl or 0.0)
-    daily = [(d, e) for d, e in tables["daily"]]
-    stats = compute_statistics(
-        opening, daily, tables["curve_ns"], tables["curve_equity"], tables["curve_exposed"], tables["trades"]
-    )
+    symbols = list(json.loads(record.config_json).get("streams", {}).get("symbols", []))
     pnl = [(d.session, d.pnl or 0.0, d.equity or 0.0) for d in days]
+    stats = None
+    if tables["daily"]:
+        opening = (days[0].equity or 0.0) - (days[0].pnl or 0.0)
+        daily = [(d, e) for d, e in tables["daily"]]
+        curve = (tables["curve_ns"], tables["curve_equity"], tables["curve_exposed"])
+        stats = compute_statistics(opening, daily, *curve, tables["trades"])
     return RunReport(
-        record.run_id, path, stats, tables["trades"], pnl, tables["curve_ns"], tables["curve_equity"]
+        record.run_id,
+        path,
+        days,
+        symbols,
+        stats,
+        tables["trades"],
+        pnl if stats is not None else [],
+        tables["curve_ns"],
+        tables["curve_equity"],
+        store.order_counts(path),
     )
+
+
+def list_runs(results_dir: Path) -> list[RunSummary]:
+    """Every run in the results directory, newest first."""
+    return ResultsStore(results_dir).runs()

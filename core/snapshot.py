@@ -43,6 +43,8 @@ class DaySnapshot:
     pauses: list[dict[str, Any]] = field(default_factory=list)
     orders: list[dict[str, Any]] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
+    # set by a replay (inspect-day): {"date", "faithful", "reasons"}; None for the stored last day
+    replay: dict[str, Any] | None = None
 
     @classmethod
     def capture(
@@ -123,6 +125,7 @@ class DaySnapshot:
             "pauses": list(self.pauses),
             "orders": [_order_record(o) for o in self.orders],
             "fills": [_fill_record(f) for f in self.fills],
+            **({"replay": self.replay} if self.replay is not None else {}),
         }
 
 
@@ -131,10 +134,16 @@ def iso(ns: int) -> str:
     return iso_many(np.array([ns], dtype=np.int64))[0]
 
 
+_ORDER_TIMES = ("submitted", "filled", "cancelled", "expired")
+
+
 def _order_record(order: dict[str, Any]) -> dict[str, Any]:
-    record = {k: v for k, v in order.items() if k not in ("submitted_ns", "filled_ns", "date")}
-    record["submitted"] = iso(order["submitted_ns"])
-    record["filled"] = iso(order["filled_ns"]) if order.get("filled_ns") is not None else None
+    """One order for JSON: its times as ISO strings (``submitted``, ``filled``, ...; null if not)."""
+    names = {f"{event}_ns" for event in _ORDER_TIMES} | {"date"}
+    record = {k: v for k, v in order.items() if k not in names}
+    for event in _ORDER_TIMES:
+        ns = order.get(f"{event}_ns")
+        record[event] = iso(ns) if ns is not None else None
     return record
 
 

@@ -8,6 +8,7 @@ for; chooses the base interval and lists the derived ones.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,21 +217,50 @@ def _local_hours(plan: SessionPlan, extended: bool) -> str:
 
 
 def _check_classes(config: SessionConfig, report: ValidationReport) -> None:
-    """Custom scanner and strategy classes must load (imports only; nothing is registered)."""
-    from core.scanners import Scanner, load_class
-    from core.strategy import Strategy
+    """Scanner and strategy classes must load (imports only; nothing is registered), and their
+    params and the indicators a strategy reads must match what the class declares."""
+    from core.scanners import BUILT_IN, Scanner, check_scanner, load_class
+    from core.strategy import Strategy, check_strategy
 
-    tables: list[tuple[str, str | None, type]] = [
-        *((f"scanners[{n}].class", s.class_, Scanner) for n, s in enumerate(config.scanners)),
-        *((f"strategies[{n}].class", s.class_, Strategy) for n, s in enumerate(config.strategies)),
-    ]
-    for where, reference, base in tables:
-        if reference is None:
-            continue
-        try:
-            load_class(reference, Path.cwd(), where, base)
-        except ConfigError as exc:
-            report.errors.append(Problem(exc.message, where=where, hint=exc.hint))
+    keys = {key for spec in config.indicators for key in spec.definition().keys}
+    for n, scanner in enumerate(config.scanners):
+        where = f"scanners[{n}]"
+        if scanner.kind is not None:
+            cls: type | None = BUILT_IN[scanner.kind]
+        else:
+            cls = _load(load_class, scanner.class_, f"{where}.class", Scanner, report)
+        if cls is not None:
+            for finding in check_scanner(cls, scanner.name, dict(scanner.params)):
+                _report_finding(report, where, finding)
+    for n, strategy in enumerate(config.strategies):
+        where = f"strategies[{n}]"
+        cls = _load(load_class, strategy.class_, f"{where}.class", Strategy, report)
+        if cls is not None:
+            for finding in check_strategy(cls, strategy.name, dict(strategy.params), keys):
+                _report_finding(report, where, finding)
+
+
+def _load(
+    load_class: Callable[..., type], reference: str | None, where: str, base: type, report: ValidationReport
+) -> type | None:
+    """The class ``reference`` names, or None with the error reported."""
+    try:
+        return load_class(reference or "", Path.cwd(), where, base)
+    except ConfigError as exc:
+        report.errors.append(Problem(exc.message, where=where, hint=exc.hint))
+        return None
+
+
+def _report_finding(report: ValidationReport, where: str, finding: object) -> None:
+    """A class's finding about its config table: an error (exit 3) at the param it names."""
+    param = getattr(finding, "param", "")
+    report.errors.append(
+        Problem(
+            str(getattr(finding, "message", finding)),
+            where=f"{where}.params.{param}" if param else where,
+            hint=str(getattr(finding, "hint", "")),
+        )
+    )
 
 
 def choose_base_interval(
@@ -302,6 +332,7 @@ def _check_store(
         return
     report.base_interval = base.label
     report.derived_intervals = [r.label for r in requested if r != base]
+    _check_other_symbols(config, store, base, stored.get(base.label, set()), report)
     if report.sessions:
         if prefetch is not None and not report.errors:
             prefetch(report)
@@ -336,6 +367,93 @@ def _check_lookbacks(config: SessionConfig, calendar: TradingCalendar, report: V
                     "at the open",
                     where=definition.base_key,
                     hint="raise historical.trailing_days or shorten the period",
+                )
+            )
+
+
+def _check_other_symbols(
+    config: SessionConfig, store: ParquetStore, base: Interval, stored: set[str], report: ValidationReport
+) -> None:
+    """Symbols an ``[[insert]]`` or a scanner's universe list names must be in the store
+    (at the base interval), or the run would fail mid-session."""
+    named = [(f"insert[{n}].symbol", spec.symbol) for n, spec in enumerate(config.insert)]
+    for n, spec in enumerate(config.scanners):
+        if isinstance(spec.universe, list):
+            named += [(f"scanners[{n}].universe ({spec.name})", symbol) for symbol in spec.universe]
+    for where, symbol in named:
+        if symbol in stored:
+            continue
+        close = difflib.get_close_matches(symbol, sorted(stored), n=1)
+        report.errors.append(
+            Problem(
+                f"{symbol} has no {base} bars in the store ({store.symbol_dir(base, symbol)})",
+                where=where,
+                hint=(f"did you mean {close[0]!r}? " if close else "")
+                + "import it with `backtest data import` or remove it",
+                exit_code=4,
+            )
+        )
+
+
+HOURS_SAMPLE = 5  # sessions whose surroundings are checked for bars outside the exchange's hours
+
+
+def _check_hours(
+    config: SessionConfig,
+    store: ParquetStore,
+    base: Interval,
+    report: ValidationReport,
+    inside: np.ndarray,
+) -> None:
+    """Warn when the data does not look like this exchange's: most bars fall between its
+    sessions (another exchange's or another time zone's data), or extended hours are asked
+    of a store without pre-market or after-hours bars.
+
+    Looks at the first few sessions of the run and the nights between them (the rows a run
+    reads first, so a run answers it from memory); ``inside``: each symbol's bars in the
+    regular hours of those sessions.
+    """
+    calendar = report.calendar
+    assert calendar is not None
+    symbols = list(config.streams.symbols)
+    sessions = report.sessions[:HOURS_SAMPLE]
+    if config.historical.trailing_days or len(sessions) == 1:
+        sessions = calendar.previous_sessions(sessions[0], 1) + sessions
+    plans = [calendar.plan(day) for day in sessions]
+    nights = [(a.bounds_ns(True)[1], b.bounds_ns(True)[0]) for a, b in zip(plans, plans[1:], strict=False)]
+    nights = [(lo, hi) for lo, hi in nights if hi > lo]
+    if nights:
+        outside = store.count_in_windows(base, symbols, nights).sum(axis=0)
+        first, last = sessions[0], sessions[-1]
+        for j, symbol in enumerate(symbols):
+            if outside[j] > inside[j]:
+                report.warnings.append(
+                    Problem(
+                        f"most of {symbol}'s bars around {first} .. {last} ({outside[j]:,} against "
+                        f"{inside[j]:,} inside the sessions) fall between {calendar.exchange}'s sessions "
+                        f"({_local_hours(plans[-1], config.session.hours == 'extended')}), so the run "
+                        "would leave them out",
+                        where=symbol,
+                        hint="is the data another exchange's, or imported in the wrong time zone "
+                        "(`data import --tz`)? check session.exchange",
+                    )
+                )
+    if config.session.hours == "extended":
+        run_plans = [p for p in plans if p.session in set(report.sessions)]
+        extra = [
+            span
+            for p in run_plans
+            for span in ((p.bounds_ns(True)[0], p.open_ns), (p.close_ns, p.bounds_ns(True)[1]))
+            if span[1] > span[0]
+        ]
+        if extra and not store.count_in_windows(base, symbols, extra).any():
+            report.warnings.append(
+                Problem(
+                    f"hours = \"extended\" but the store has no pre-market or after-hours {base} bars "
+                    f"for {', '.join(symbols[:5])} on {run_plans[0].session} .. {run_plans[-1].session}: "
+                    "the run streams those hours empty",
+                    where="session.hours",
+                    hint="import extended-hours data, or use hours = \"regular\"",
                 )
             )
 
@@ -381,6 +499,7 @@ def _check_coverage(
                 report.warnings.append(
                     Problem(f"{symbols[j]} has no bars on {plan.session}", where=symbols[j])
                 )
+    _check_hours(config, store, base, report, counts[:HOURS_SAMPLE].sum(axis=0))
     _check_lookbacks(config, calendar, report)
     trailing = config.historical.trailing_days
     if trailing:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -144,4 +146,10 @@ def test_report_without_strategies_says_so(tmp_path, sample_dir, runner):
     config = write_config(tmp_path / "c.toml", sample_dir, symbols=["MSFT"], start="2023-11-22", end="2023-11-22")
     assert runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")]).exit_code == 0
     report = runner.invoke(app, ["report", "--results-dir", str(tmp_path / "r")])
-    assert report.exit_code == 5 and "no strategies" in report.stderr
+    assert report.exit_code == 0 and "no strategies" in report.stderr
+    document = json.loads(runner.invoke(app, ["report", "--results-dir", str(tmp_path / "r"), "--json"]).stdout)
+    # what the run has, counted by hand: one day, MSFT, its regular-hours bars in the store
+    frame = pq.read_table(sample_dir / "bars" / "interval=1m" / "symbol=MSFT").to_pandas()
+    day = frame[(frame.ts >= pd.Timestamp("2023-11-22 14:30", tz="UTC")) & (frame.ts < pd.Timestamp("2023-11-22 21:00", tz="UTC"))]
+    assert document["strategies"] is False and document["days"] == 1 and document["symbols"] == ["MSFT"]
+    assert document["bars"] == len(day) and document["orders"] == {"total": 0}

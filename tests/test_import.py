@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cli.errors import exit_code_of
 from core.errors import ConfigError, DataError
 from core.importer import ImportReport, import_csv
 from core.store import ParquetStore
@@ -323,7 +324,7 @@ def test_strict_fails_on_an_invalid_row_and_writes_nothing(tmp_path):
     csv = write(tmp_path / "b.csv", HEADER, bar("2023-11-03 13:31:00"), bar("2023-11-03 13:32:00", v=-1))
     with pytest.raises(DataError) as err:
         run(root, [csv], tz="UTC", strict=True)
-    assert err.value.exit_code == 4
+    assert exit_code_of(err.value) == 4
     assert err.value.where == f"{csv}:3"
     assert "strict" in str(err.value)
     assert file_bytes(root) == before
