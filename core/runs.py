@@ -106,7 +106,7 @@ def replay_day(results_dir: Path, day: dt.date, on_event: EventHandler | None = 
         raise NotInRunError(
             f"{day} is not a session of the latest run ({sessions[0]} .. {sessions[-1]}, "
             f"{len(sessions)} sessions of {json.loads(record.config_json)['session']['exchange']})",
-            where=str(day),
+            where="DAY",
             hint="pick a day of the run (`backtest inspect last-day` shows its last), "
             "or run the config over that day first",
         )
