@@ -5,6 +5,7 @@ No business logic lives here; every command calls into core/.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import os
@@ -332,8 +333,22 @@ def inspect_day(
     interval: IntervalOpt = None,
     series: SeriesOpt = False,
     json_out: JsonOpt = False,
+    run_code: Annotated[
+        bool,
+        typer.Option(
+            "--run-code",
+            help="Allow the replay to run the strategy/scanner files the results file names "
+            "(it lists them and refuses without this flag).",
+        ),
+    ] = False,
 ) -> int:
-    """Show one day of the latest run; a date other than the last is replayed from its config."""
+    """Show one day of the latest run as it lived it.
+
+    The last day is read back as stored; another day of the run is replayed from the
+    portfolio and strategy states the run held at its open (faithful unless the code or
+    data changed since, which the output says). Replaying a run with strategies or
+    custom scanners runs their code: pass --run-code to allow it.
+    """
     from core.runs import last_day, replay_day
 
     if day == "last-day":
@@ -346,7 +361,7 @@ def inspect_day(
                 f"{day!r} is neither last-day nor YYYY-MM-DD", param_hint="DAY"
             ) from None
         with render.RunProgress(quiet=True) as progress:
-            snapshot = replay_day(_results_dir(results_dir), date, on_event=progress)
+            snapshot = replay_day(_results_dir(results_dir), date, on_event=progress, run_code=run_code)
     return _show_day(snapshot, symbol, interval, series, json_out)
 
 
@@ -602,6 +617,8 @@ def report(
 
     loaded = load_report(_results_dir(results_dir), run_ref)
     target = html_out or loaded.path.with_suffix(".html")
+    if target.is_dir():  # a folder: the report goes inside it, named by the run
+        target = target / f"{loaded.run_id}.html"
     title = f"backtest run {loaded.run_id}"
     if loaded.statistics is not None:
         document = render_html(
@@ -609,10 +626,7 @@ def report(
         )
     else:
         document = render_facts_html(title, loaded.facts(), loaded.days)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(document, encoding="utf-8")
-    tmp.replace(target)
+    _write_text(target, document, "--html")
     if json_out:
         statistics = loaded.statistics.as_dict() if loaded.statistics is not None else {}
         render.print_json(
@@ -633,6 +647,25 @@ def report(
             render.stderr.print("no strategies in this run: no statistics", markup=False, highlight=False)
         render.stderr.print(f"report written to {target}", markup=False, highlight=False)
     return 0
+
+
+def _write_text(target: Path, text: str, option: str) -> None:
+    """Write a file atomically (a temporary name, then a rename); a clear error if it cannot be."""
+    from core.errors import ResultsError
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ResultsError(
+            f"cannot write {target}: {exc.strerror or exc}",
+            where=option,
+            hint="choose a writable file or folder",
+        ) from exc
 
 
 @app.command("runs")
@@ -656,8 +689,14 @@ def runs(results_dir: ResultsDirOpt = None, json_out: JsonOpt = False) -> int:
 
 
 def main() -> None:
+    """Run the command line; Ctrl-C at any moment is exit 130 with one line."""
+    from cli.errors import EXIT_INTERRUPTED, interrupted_message
+
     try:
         app()
+    except KeyboardInterrupt as exc:  # outside a command (parsing, start-up)
+        render.error(interrupted_message(exc))
+        raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
         # the process ends here: the collection Python runs on the way out need not scan what
         # is still alive (about 0.1 s after a run)

@@ -10,7 +10,7 @@ import functools
 import os
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -19,6 +19,7 @@ from cli import render
 from core.errors import (
     BacktestError,
     ConfigError,
+    ConsentError,
     DataError,
     NoResultsError,
     NotInRunError,
@@ -35,6 +36,7 @@ EXIT_INTERRUPTED = 130
 # The first class an error is an instance of decides its code (subclasses before bases).
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (NotInRunError, EXIT_USAGE),  # inspect-day of a holiday or of a day outside the run
+    (ConsentError, EXIT_USAGE),  # inspect-day of a run with code, without --run-code
     (ConfigError, EXIT_CONFIG),
     (CalendarError, EXIT_CONFIG),  # an unknown exchange, dates outside the calendar
     (NoResultsError, EXIT_DATA),  # inspect / report before any run (or of a run not there)
@@ -72,18 +74,53 @@ def handled(command: Callable[..., int]) -> Callable[..., None]:
             code = command(*args, **kwargs)
         except _USAGE_ERRORS:
             raise
-        except KeyboardInterrupt:
-            render.error("interrupted; earlier results were left as they were")
+        except KeyboardInterrupt as exc:
+            render.error(interrupted_message(exc))
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (BacktestError, CalendarError) as exc:
-            _report(exc)
-            raise typer.Exit(exit_code_of(exc)) from None
-        except Exception as exc:  # a bug of ours: still one paragraph, never a bare traceback
-            _report(exc, prefix=f"internal error ({type(exc).__name__}): ")
-            raise typer.Exit(EXIT_SESSION) from None
+        except Exception as exc:
+            if not _interrupted(exc):
+                _fail(exc)
+            render.error(interrupted_message(exc))
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         raise typer.Exit(code or 0)
 
     return wrapper
+
+
+NOTHING_WRITTEN = "nothing was written; earlier results and data are as they were"
+
+
+def interrupted_message(exc: BaseException) -> str:
+    """One line for Ctrl-C: what was and was not written (an interrupt may say it; else nothing)."""
+    said = next((str(e) for e in _chain(exc) if isinstance(e, KeyboardInterrupt) and str(e)), "")
+    return f"interrupted; {said or NOTHING_WRITTEN}"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C, also when it landed inside a DuckDB query (raised as its InterruptException and
+    perhaps wrapped in one of ours)."""
+    return any(
+        isinstance(e, KeyboardInterrupt) or type(e).__name__ == "InterruptException" for e in _chain(exc)
+    )
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """Report an error as one paragraph and exit with its code (called while it is handled)."""
+    if isinstance(exc, BacktestError | CalendarError):
+        _report(exc)
+        raise typer.Exit(exit_code_of(exc)) from None
+    _report(exc, prefix=f"internal error ({type(exc).__name__}): ")  # a bug of ours: still one paragraph
+    raise typer.Exit(EXIT_SESSION) from None
 
 
 def _report(exc: BaseException, prefix: str = "") -> None:

@@ -560,6 +560,7 @@ ELSEWHERE = {
     "BACKTEST_RESULTS_DIR": "the default results directory (cli)",
     "BACKTEST_CACHE_DIR": "the exchange calendar cache (calendars)",
     "BACKTEST_DEBUG": "tracebacks on errors (cli, --debug)",
+    "BACKTEST_TEST_PAUSE_AT": "fault tests: pause at a named point (core/faults.py)",
 }
 
 

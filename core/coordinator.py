@@ -49,6 +49,7 @@ from core.events import (
     QualityAlert,
     RunStarted,
 )
+from core.faults import pause_point
 from core.loader import DayLoader
 from core.midsession import DayLog, MidSessionDesk, insertion_record
 from core.pause import PauseGate
@@ -157,6 +158,7 @@ class SessionCoordinator:
                 )
             )
             result.data_symbols = self._loader.symbols
+            pause_point("run-validated")
             for index, session in enumerate(report.sessions):
                 result.openings.append(self._opening(session))
                 result.days.append(self._run_day(index, len(report.sessions), session))

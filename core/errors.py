@@ -47,3 +47,7 @@ class NoResultsError(ResultsError):
 
 class NotInRunError(BacktestError):
     """A day asked of a run is not one of its sessions (a holiday, or outside its range)."""
+
+
+class ConsentError(BacktestError):
+    """An action would run code named by a file the user did not write; it needs their say-so."""

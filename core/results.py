@@ -8,9 +8,12 @@ interrupted run never damages earlier results.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from calendars import Interval
 from core.bars import SymbolBars
 from core.errors import NoResultsError, ResultsError
 from core.events import DayResult
+from core.faults import pause_point
 from core.identity import RunInputs
 from core.session_data import QualityRecord
 from core.snapshot import DaySnapshot
@@ -90,7 +94,7 @@ class ResultsStore:
         """Fail before the run starts when results could not be written."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".write-test"
+            probe = self.root / f".write-test.{os.getpid()}.{threading.get_ident()}"  # one per writer
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
@@ -104,27 +108,69 @@ class ResultsStore:
         return self.root / f"{run_id}.duckdb"
 
     def write(self, record: RunRecord, snapshot: DaySnapshot, events: Any = None) -> Path:
-        """Write the run's file under a temporary name, rename it, move `latest`."""
+        """Write the run's file aside, verify it, then switch it in and move `latest`.
+
+        The temporary name is unique to this process and thread, so two runs into one
+        directory never share it.  The file is published only once it reads back with
+        every table and row it was written with; a failure (a full disk, an interrupt)
+        removes what it wrote and leaves earlier files as they were.  A file already at
+        the final name holds the same run (the id covers every input) and is kept.
+        """
         self.check_writable()
+        _remove_abandoned(self.root)
         target = self.path_of(record.run_id)
-        tmp = self.root / f".{record.run_id}.duckdb.tmp"
-        tmp.unlink(missing_ok=True)
+        tmp = self.root / f".{record.run_id}.{os.getpid()}.{threading.get_ident()}.duckdb.tmp"
+        published = False
         try:
             con = _connect_for_writing(tmp)
             try:
                 _write_tables(con, record, snapshot)
                 _write_events(con, events)
                 _write_ledger(con, events)
+                written = _table_counts(con)
+                pause_point("results-written")
             finally:
                 con.close()
-            os.replace(tmp, target)
+            _verify(tmp, written)
+            _fsync(tmp)
+            if target.exists() and _holds(target, written):
+                _remove(tmp)  # the same run, already complete: nothing to replace
+            else:
+                os.replace(tmp, target)
+                _fsync(self.root)
+            published = True
+            pause_point("results-published")
+            self._point_latest_at(target)
         except (OSError, duckdb.Error) as exc:
-            tmp.unlink(missing_ok=True)
-            raise ResultsError(f"cannot write results: {exc}", where=str(target)) from exc
-        pointer = self.root / f".{LATEST}.tmp"
-        pointer.write_text(target.name + "\n")
-        os.replace(pointer, self.root / LATEST)
+            _remove(tmp)
+            reason = "the disk is full" if getattr(exc, "errno", None) == errno.ENOSPC else str(exc)
+            if isinstance(exc, duckdb.Error) and "space" in str(exc).lower():
+                reason = "the disk is full"
+            raise ResultsError(
+                f"cannot write results ({reason}); nothing was written, earlier results are as they were",
+                where=str(target),
+                hint="free space or choose another --results-dir, then run again",
+            ) from exc
+        except KeyboardInterrupt as exc:
+            _remove(tmp)
+            if published:  # say what is there: the file is complete, the pointer not moved
+                raise KeyboardInterrupt(
+                    f"the results file {target} is complete, but `latest` still names the earlier run"
+                ) from exc
+            raise
+        except BaseException:
+            _remove(tmp)
+            raise
         return target
+
+    def _point_latest_at(self, target: Path) -> None:
+        pointer = self.root / f".{LATEST}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            pointer.write_text(target.name + "\n")
+            os.replace(pointer, self.root / LATEST)
+        except BaseException:
+            _remove(pointer)
+            raise
 
     def latest(self) -> Path:
         """The file the `latest` pointer names."""
@@ -136,8 +182,16 @@ class ResultsStore:
                 hint="run `backtest run CONFIG` first, or point --results-dir / BACKTEST_RESULTS_DIR "
                 "at the results of one",
             )
-        target = self.root / pointer.read_text().strip()
-        if not target.exists():
+        name = pointer.read_text().strip()
+        target = self.root / name
+        # the pointer names a file of this directory, never a path elsewhere
+        if not name or Path(name).name != name or name in (".", "..") or not name.endswith(".duckdb"):
+            raise ResultsError(
+                f"the latest pointer names {name!r}, not a results file of this directory",
+                where=str(pointer),
+                hint="delete it; `backtest runs` lists the runs that are there",
+            )
+        if target.is_symlink() or not target.exists():
             raise NoResultsError(
                 "the latest results file is missing",
                 where=str(target),
@@ -253,6 +307,75 @@ class ResultsStore:
             ) from exc
         finally:
             con.close()
+
+
+def _table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows per table of the connection's database."""
+    names = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+    return {name: int(con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]) for name in names}  # type: ignore[index]
+
+
+def _holds(path: Path, written: dict[str, int]) -> bool:
+    """Whether the file at ``path`` opens and has exactly these tables and row counts."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        return _table_counts(con) == written
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+
+
+def _verify(path: Path, written: dict[str, int]) -> None:
+    """Read the file back: every table with the rows it was written with, or an error."""
+    if not _holds(path, written):
+        raise ResultsError(
+            "the results file did not read back as written (tables or rows missing); "
+            "nothing was published, earlier results are as they were",
+            where=str(path),
+            hint="the disk may be full or failing; free space and run again",
+        )
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a directory's entries) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    """Remove a temporary file and DuckDB's write-ahead log beside it, if any."""
+    for leftover in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(OSError):
+            leftover.unlink(missing_ok=True)
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Temporary files of processes that no longer exist (killed mid-write): removed."""
+    for path in root.glob(".*.*.*.*tmp*"):  # .<name>.<pid>.<thread>[.duckdb].tmp[.wal]
+        parts = path.name.split(".")
+        if not parts[2].isdigit():
+            continue
+        pid = int(parts[2])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        _remove(path.with_name(path.name.removesuffix(".wal")))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 # DuckDB's newer storage versions write a random file identifier into the header; files of

@@ -16,9 +16,9 @@ import numpy as np
 from core.broker import Portfolio
 from core.config import SessionConfig, config_from_json
 from core.coordinator import RunResult, SessionCoordinator
-from core.errors import NoResultsError, NotInRunError
+from core.errors import ConfigError, ConsentError, NoResultsError, NotInRunError
 from core.events import DayResult, EventHandler
-from core.identity import RunInputs, run_id, run_inputs
+from core.identity import RunInputs, run_id, run_inputs, source_files
 from core.results import ResultsStore, RunRecord, RunSummary, orders_by_id
 from core.snapshot import DaySnapshot
 from core.stats import Statistics, Trade, compute_statistics, round_trips
@@ -58,14 +58,14 @@ def run_and_save(
     portfolio, states = None, None
     if resume_from is not None:
         stored, states = results.carry(resume_from)
+        earlier, _ = results.read(resume_from)
+        _check_resumable(config, earlier, stored, resume_from)
         portfolio = Portfolio.from_json(stored) if stored else None
     result = SessionCoordinator(
         config, days_limit=days_limit, on_event=on_event, portfolio=portfolio, strategy_states=states
     ).run()
     sessions = [day.session.isoformat() for day in result.days]
-    inputs = run_inputs(
-        config, Path(config.data.dir), result.report.base_interval or "", result.data_symbols
-    )
+    inputs = run_inputs(config, Path(config.data.dir), result.report.base_interval or "", result.data_symbols)
     if resume_from is not None:  # where it starts from is part of what it is
         sessions.append(f"resumed:{resume_from.name}")
     run_id = run_id_of(config, sessions, inputs)
@@ -84,19 +84,66 @@ def run_and_save(
     return RunOutcome(run_id, path, result, snapshot)
 
 
+def _check_resumable(
+    config: SessionConfig, earlier: RunRecord, portfolio: dict[str, Any] | None, path: Path
+) -> None:
+    """A run resumes another only where it continues it: same exchange and strategies, a start
+    after the earlier run's last day, the same starting cash (the carried cash is what it starts
+    with), and every carried position and open order in a symbol of its session."""
+    before = config_from_json(earlier.config_json)
+    problems = []
+    if before.session.exchange != config.session.exchange:
+        problems.append(
+            f"the earlier run traded {before.session.exchange}, this config {config.session.exchange}"
+        )
+    mine = [(s.name, s.class_) for s in config.strategies]
+    theirs = [(s.name, s.class_) for s in before.strategies]
+    if mine != theirs:
+        problems.append(f"the strategies differ: earlier {theirs}, now {mine}")
+    last = earlier.days[-1].session if earlier.days else None
+    if last is not None and config.session.start <= last:
+        problems.append(
+            f"this config starts {config.session.start}, not after the earlier run's last day {last}"
+        )
+    if before.portfolio.cash != config.portfolio.cash:
+        problems.append(
+            f"portfolio.cash is {config.portfolio.cash:g} here but {before.portfolio.cash:g} in the earlier "
+            "run (a resumed run continues from the earlier run's cash, so they must agree)"
+        )
+    session = set(config.streams.symbols) | {spec.symbol for spec in config.insert}
+    carried = {
+        symbol for symbol, held in (portfolio or {}).get("positions", {}).items() if held.get("quantity")
+    } | {order["symbol"] for order in (portfolio or {}).get("open_orders", [])}
+    outside = sorted(carried - session)
+    if outside:
+        problems.append(
+            f"it carries positions or open orders in {', '.join(outside)}, not in streams.symbols"
+        )
+    if problems:
+        raise ConfigError(
+            "cannot resume from this run: " + "; ".join(problems),
+            where=f"--resume-from {path}",
+            hint="resume with the same config, its next days (--start), or start a fresh run",
+        )
+
+
 def last_day(results_dir: Path) -> DaySnapshot:
     """The last day of the latest run, as stored."""
     _, snapshot = ResultsStore(results_dir).read()
     return snapshot
 
 
-def replay_day(results_dir: Path, day: dt.date, on_event: EventHandler | None = None) -> DaySnapshot:
+def replay_day(
+    results_dir: Path, day: dt.date, on_event: EventHandler | None = None, run_code: bool = False
+) -> DaySnapshot:
     """Replay one day of the latest run exactly as the run lived it.
 
     The day starts from the portfolio and strategy states the run held at its open
     (kept in the results file), so its orders and fills are the run's own.  If the
     strategy code, the data or the engine changed since, the replay may differ:
-    the snapshot says so (``replay.faithful`` false, with the reasons).
+    the snapshot says so (``replay.faithful`` false, with the reasons).  A run whose
+    config names strategy or scanner code is replayed only with ``run_code``: a results
+    file may come from someone else, and replaying executes the files it names.
     """
     results = ResultsStore(results_dir)
     path = results.latest()
@@ -113,6 +160,13 @@ def replay_day(results_dir: Path, day: dt.date, on_event: EventHandler | None = 
     if day == sessions[-1]:
         return stored_last  # kept whole in the results file: nothing to replay
     config = config_from_json(record.config_json)
+    code = source_files(config)
+    if code and not run_code:
+        raise ConsentError(
+            f"replaying {day} runs the code this results file names: {', '.join(code)}",
+            where=str(path),
+            hint="pass --run-code if you trust that code (your own runs: you wrote it)",
+        )
     session = config.session.model_copy(update={"start": day, "end": day, "days": None})
     one_day = config.model_copy(update={"session": session})
     stored, states = results.opening(path, day)

@@ -175,7 +175,10 @@ def test_inspect_day_equals_the_runs_own_orders_and_fills_of_that_day(tmp_path, 
     config = probe_config(tmp_path, store)
     path = run(runner, config, tmp_path / "r")["results"]
     day = DAYS[2]
-    shown = runner.invoke(app, ["inspect-day", day, "--results-dir", str(tmp_path / "r"), "--json"])
+    refused = runner.invoke(app, ["inspect-day", day, "--results-dir", str(tmp_path / "r"), "--json"])
+    assert refused.exit_code == 2 and "probe.py" in refused.stderr and "--run-code" in refused.stderr
+    assert refused.stdout == ""  # the strategy file named by the results was not run
+    shown = runner.invoke(app, ["inspect-day", day, "--results-dir", str(tmp_path / "r"), "--json", "--run-code"])
     assert shown.exit_code == 0, shown.stderr
     document = json.loads(shown.stdout)
     want_orders = query(
@@ -202,10 +205,10 @@ def test_inspect_day_says_when_the_code_changed_since(tmp_path, store, runner):
     run(runner, config, tmp_path / "r")
     source = tmp_path / "probe.py"
     source.write_text(source.read_text() + "\n# edited\n")
-    shown = runner.invoke(app, ["inspect-day", DAYS[1], "--results-dir", str(tmp_path / "r"), "--json"])
+    shown = runner.invoke(app, ["inspect-day", DAYS[1], "--results-dir", str(tmp_path / "r"), "--json", "--run-code"])
     replay = json.loads(shown.stdout)["replay"]
     assert replay["faithful"] is False and "code changed" in " ".join(replay["reasons"])
-    text = runner.invoke(app, ["inspect-day", DAYS[1], "--results-dir", str(tmp_path / "r")])
+    text = runner.invoke(app, ["inspect-day", DAYS[1], "--results-dir", str(tmp_path / "r"), "--run-code"])
     assert "NOT faithful" in text.stdout
 
 
