@@ -288,6 +288,28 @@ def run_summary(outcome: Any, symbols: int) -> None:
     stdout.print(summary)
 
 
+def store_health(health: Any) -> None:
+    """`backtest data check`: a row per problem of each file (or the file, when clean)."""
+    table = Table(title=f"store health: {health.root}")
+    for name in ("symbol", "file", "rows", "severity", "problem", "count", "example"):
+        table.add_column(name, justify="right" if name in ("rows", "count") else "left")
+    styles = {"error": "bold red", "warning": "yellow"}
+    for row in health.table():
+        table.add_row(
+            row.symbol,
+            row.file,
+            "-" if row.rows is None else f"{row.rows:,}",
+            row.severity or "ok",
+            row.message,
+            "" if row.count is None else f"{row.count:,}",
+            row.example,
+            style=styles.get(row.severity or "", None),
+        )
+    stdout.print(table)
+    verdict = "healthy" if health.ok else f"{health.errors} error(s)"
+    stderr.print(f"{verdict}, {health.warnings} warning(s)", markup=False, highlight=False)
+
+
 def run_facts(run_id: str, facts: dict[str, Any]) -> None:
     """What every run has: days, symbols, bars, data quality."""
     table = Table(title=f"run {run_id}", show_header=False)

@@ -5,6 +5,12 @@ session on one time grid: rows are bar starts, columns are symbols, absent
 bars are ``NaN`` with ``present`` False.  Blocks are preallocated per
 session and filled row by row as the clock reaches each bar's end, so what a
 block holds at clock ``t`` never depends on a bar ending after ``t``.
+
+A stored row reaches a block only with values a strategy can use: a price that
+is not a finite number in ``(0, MAX_PRICE]`` or a volume that is not a finite
+number ``>= 0`` (or a null read from the store) leaves its bar absent, counted
+in ``BarBlock.invalid`` (see :func:`usable_rows`).  ``backtest validate`` and
+``core.datacheck`` report such rows; this is the guard when nobody looked.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from calendars import Interval
 from core.store import BarRows
 
 FIELDS = ("open", "high", "low", "close", "volume")
+PRICES = FIELDS[:4]
+# Above it a price is corrupt, not a quote (the dearest listed share trades near 1e6): 1e308
+# turns into inf in the first sum or product an indicator makes.
+MAX_PRICE = 1e9
 
 
 @dataclass(slots=True)
@@ -40,6 +50,8 @@ class BarBlock:
     # int64 [s]: where each session of a multi-session (history) block begins (UTC ns, its
     # open), from the calendar; None for a block of one session
     session_starts: np.ndarray | None = None
+    # stored rows left off the grid by from_rows for their values (see usable_rows)
+    invalid: int = 0
 
     @classmethod
     def empty(
@@ -83,20 +95,28 @@ class BarBlock:
         """A full block scattered from ``rows``; also returns how many rows fell off the grid.
 
         ``session_starts``: where each session begins when the grid holds several (history).
+        Rows with unusable values (:func:`usable_rows`) are not placed: their bars stay
+        absent (missing, for quality) and they are counted in ``block.invalid``, not in the
+        off-grid count returned.
         """
         block = cls.empty(interval, starts, ends, k, session_starts)
         if len(rows):
+            usable = usable_rows(rows)
             slot = np.searchsorted(starts, rows.ts)
             on_grid = slot < starts.size
             on_grid[on_grid] = starts[slot[on_grid]] == rows.ts[on_grid]
-            slot, sym = slot[on_grid], rows.symbol[on_grid]
+            placed = on_grid if usable is None else on_grid & usable
+            slot, sym = slot[placed], rows.symbol[placed]
             cells = slot.astype(np.int64) * k + sym
             hits = np.bincount(cells, minlength=starts.size * k)
             block.duplicates = np.maximum(hits - 1, 0).reshape(starts.size, k).sum(axis=0)
             for name in FIELDS:
-                getattr(block, name)[slot, sym] = getattr(rows, name)[on_grid]
+                # np.ma.getdata: a column with nulls comes as a masked array (its masked rows
+                # are not placed, being unusable)
+                getattr(block, name)[slot, sym] = np.ma.getdata(getattr(rows, name))[placed]
             block.present[slot, sym] = True
-            off_grid = int(on_grid.size - np.count_nonzero(on_grid))
+            block.invalid = 0 if usable is None else int(usable.size - np.count_nonzero(usable))
+            off_grid = int(np.count_nonzero(~on_grid if usable is None else ~on_grid & usable))
         else:
             off_grid = 0
         block.filled = int(starts.size)
@@ -276,6 +296,40 @@ class BarBlock:
             volume=self.volume[rows, j],
             partial=self.partial[rows],
         )
+
+
+def usable_rows(rows: BarRows) -> np.ndarray | None:
+    """Which stored rows may be streamed: every price finite and in ``(0, MAX_PRICE]``, the
+    volume finite and ``>= 0``, no value null; None when all of them may (the usual case).
+
+    The usual case costs two reductions per column; the mask is built only when one fails
+    (NaN makes min/max NaN, so a NaN row always fails them).
+    """
+    if not len(rows):
+        return None
+    columns = {name: getattr(rows, name) for name in FIELDS}
+    nulls = any(np.ma.is_masked(column) for column in columns.values())
+    if not nulls and _all_usable(columns):
+        return None
+    usable = np.ones(len(rows), dtype=bool)
+    for name, column in columns.items():
+        values = np.ma.getdata(column)
+        if name == "volume":
+            usable &= np.isfinite(values) & (values >= 0)
+        else:  # comparisons with NaN are False: NaN, +-inf, <= 0 and absurd prices all drop out
+            usable &= (values > 0) & (values <= MAX_PRICE)
+        usable &= ~np.ma.getmaskarray(column)
+    return usable
+
+
+def _all_usable(columns: dict[str, np.ndarray]) -> bool:
+    """Whether every value of ``columns`` (no nulls among them) is usable, by min/max only."""
+    for name, column in columns.items():
+        low, high = column.min(), column.max()
+        ok = (low >= 0 and np.isfinite(high)) if name == "volume" else (low > 0 and high <= MAX_PRICE)
+        if not ok:  # (False for NaN too)
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

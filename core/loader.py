@@ -50,7 +50,10 @@ class DayLoader:
         self._loaded: int | None = None
         self._rows: BarRows | None = None
         self._recent: dict[dt.date, BarBlock] = {}  # the last regular-hours day blocks, oldest first
-        self.off_grid = 0  # stored bars that fell between grid minutes
+        self.off_grid = 0  # stored bars of streamed days that fell between grid minutes
+        # stored bars of streamed days left out for their values (a NaN, inf, null, <= 0 or
+        # absurd price, a negative or non-finite volume: see core.bars.usable_rows)
+        self.invalid = 0
 
     def plan(self, session: dt.date) -> SessionPlan:
         if session not in self._plans:
@@ -75,6 +78,7 @@ class DayLoader:
             self._interval, starts, ends, rows.between(lo, hi), len(self._symbols)
         )
         self.off_grid += off_grid
+        self.invalid += block.invalid
         if not extended and self._trailing:
             # today's regular-hours block is part of the next days' history: kept, not rebuilt
             self._recent[session] = replace(block)  # its own object: the queue's may be widened

@@ -3,24 +3,38 @@
 Checks the config against the calendar and the store: exchange known, dates
 inside the calendar, data present for every symbol, day and interval asked
 for; chooses the base interval and lists the derived ones.
+
+The data a run will read (its symbols, its dates with their trailing history,
+the base interval) gets the store health checks of ``core.datacheck``, cheaply:
+the files' footers (schema, row-group statistics) and the rows the run reads
+first (inside validation, see ``prefetch``) are screened; only a symbol they
+point at is read again, to name the file, count and give an example.  What
+would corrupt a run is an error (exit 4), the rest a warning (severities in
+``core.datacheck``).  Coverage counts bars as the run places them: on the bar
+grid, a minute stored twice once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from calendars import CalendarError, Interval, SessionPlan, TradingCalendar
 from calendars.intervals import SUPPORTED
+from core import datacheck
+from core.bars import FIELDS, PRICES, usable_rows
 from core.config import SessionConfig
 from core.errors import ConfigError, DataError
-from core.store import ParquetStore
+from core.store import BarRows, ParquetStore
 
 # Calendar rules are trusted within these dates; outside them a date is refused.
 FIRST_SUPPORTED = dt.date(1970, 1, 1)
@@ -333,10 +347,26 @@ def _check_store(
     report.base_interval = base.label
     report.derived_intervals = [r.label for r in requested if r != base]
     _check_other_symbols(config, store, base, stored.get(base.label, set()), report)
-    if report.sessions:
-        if prefetch is not None and not report.errors:
-            prefetch(report)
-        _check_coverage(config, store, base, report, replay)
+    if not report.sessions:
+        return
+    screen = _DataScreen(config, store, base, report)
+    # The footers are read on a thread while the run's first days are read (DuckDB leaves
+    # the GIL); files they show cannot be read as bar data explain a failed read.
+    with screen.reading_footers():
+        try:
+            if prefetch is None:
+                screen.read_first_days()
+            elif not report.errors:
+                prefetch(report)
+        except Exception:
+            if not screen.wait_for_footers():
+                raise
+    if screen.fatal:  # no further query of these files would mean anything (or succeed)
+        screen.report_findings(report)
+        return
+    screen.screen_rows()
+    _check_coverage(config, store, base, report, replay, screen)
+    screen.report_findings(report)
 
 
 def _check_lookbacks(config: SessionConfig, calendar: TradingCalendar, report: ValidationReport) -> None:
@@ -459,20 +489,24 @@ def _check_hours(
 
 
 def _check_coverage(
-    config: SessionConfig, store: ParquetStore, base: Interval, report: ValidationReport, replay: bool
+    config: SessionConfig,
+    store: ParquetStore,
+    base: Interval,
+    report: ValidationReport,
+    replay: bool,
+    screen: _DataScreen,
 ) -> None:
     calendar = report.calendar
     assert calendar is not None
     symbols = list(config.streams.symbols)
     plans = [calendar.plan(day) for day in report.sessions]
-    # regular hours without a lunch break, where the run streams bars: one window per span
-    windows = [(plan_index, span) for plan_index, p in enumerate(plans) for span in p.segments_ns()]
-    per_span = store.count_in_windows(base, symbols, [span for _, span in windows])
-    counts = np.zeros((len(plans), len(symbols)), dtype=np.int64)
-    np.add.at(counts, np.array([i for i, _ in windows], dtype=np.int64), per_span)
+    counts, off_grid, repeats = _grid_counts(store, base, plans, screen.files, len(symbols), screen.held)
+    for j in np.flatnonzero(off_grid | repeats).tolist():
+        screen.suspects.add(symbols[j])  # the detail names the files (off-minute or duplicated rows)
+    expected = [plan.expected_bars(base) for plan in plans]
     for j, symbol in enumerate(symbols):
         report.coverage[symbol] = {
-            plan.session: (int(counts[i, j]), plan.expected_bars(base)) for i, plan in enumerate(plans)
+            plan.session: (int(counts[i, j]), expected[i]) for i, plan in enumerate(plans)
         }
         if counts[:, j].sum() == 0 and not replay:
             first, last = report.sessions[0], report.sessions[-1]
@@ -516,3 +550,319 @@ def _check_coverage(
                             hint="lower historical.trailing_days or import older data",
                         )
                     )
+
+
+COVERAGE_SESSIONS = 20  # sessions counted at a time (one query each when the run has not read them)
+
+
+@dataclass(slots=True)
+class _Held:
+    """The rows a run read first (``[start, end)``, ``symbol`` indexing the run's symbols), and
+    which of them it can use (None: all, or not looked at)."""
+
+    rows: BarRows
+    start: int
+    end: int
+    usable: np.ndarray | None = None
+
+    def covers(self, lo: int, hi: int) -> bool:
+        return self.start <= lo and hi <= self.end
+
+    def between(self, lo: int, hi: int) -> tuple[BarRows, np.ndarray | None]:
+        """The rows starting in ``[lo, hi)`` (views) and their usable mask."""
+        a, b = np.searchsorted(self.rows.ts, [lo, hi], side="left")
+        part = BarRows(*(getattr(self.rows, name)[a:b] for name in BarRows.__slots__))
+        return part, None if self.usable is None else self.usable[a:b]
+
+
+def _rows_held(store: ParquetStore, interval: Interval, symbols: list[str]) -> _Held | None:
+    """The rows of the store's last read (the run's first chunk) of ``symbols``; None when
+    there was none of this interval.
+
+    The store keeps its last read so that counting needs no query of its own
+    (``ParquetStore._last_read``, private to it: read here, never changed; should it
+    go, the row screen is skipped and coverage queried, and the loader still keeps
+    unusable rows off the grid).
+    """
+    last = getattr(store, "_last_read", None)
+    if last is None:
+        return None
+    label, read_symbols, start, end, rows = last
+    if label != str(interval) or not set(symbols) <= set(read_symbols):
+        return None
+    if list(read_symbols) != symbols:  # the run also read symbols of insertions and scanners
+        wanted = {s: i for i, s in enumerate(symbols)}
+        remap = np.array([wanted.get(s, -1) for s in read_symbols], dtype=np.int64)[rows.symbol]
+        keep = remap >= 0
+        rows = BarRows(remap[keep].astype(np.int32), *(getattr(rows, n)[keep] for n in BarRows.__slots__[1:]))
+    return _Held(rows, start, end)
+
+
+def _grid_counts(
+    store: ParquetStore,
+    base: Interval,
+    plans: list[SessionPlan],
+    files: list[tuple[Path, int]],
+    k: int,
+    held: _Held | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Base bars present per (session, symbol) as the run places them (on the grid of the
+    regular hours, with usable values, a minute held twice once), and per symbol the rows
+    inside the regular hours that the run leaves out for their time: off the bar grid (a ts
+    not on the minute) or repeating a minute already held.
+
+    COVERAGE_SESSIONS sessions at a time: from the rows the run already read when they
+    cover them, else from one query of their bar starts over ``files`` (path, symbol index).
+    """
+    counts = np.zeros((len(plans), k), dtype=np.int64)
+    off_grid = np.zeros(k, dtype=np.int64)
+    repeats = np.zeros(k, dtype=np.int64)
+    for first in range(0, len(plans), COVERAGE_SESSIONS):
+        batch = plans[first : first + COVERAGE_SESSIONS]
+        lo, hi = batch[0].open_ns, batch[-1].close_ns
+        if held is not None and held.covers(lo, hi):
+            rows, usable = held.between(lo, hi)
+            ts, sym = rows.ts, rows.symbol
+        else:
+            ts, sym = _stored_starts(store, base, files, lo, hi)
+            usable = None
+        found = _count_on_grid(ts, sym, usable, batch, base, k)
+        counts[first : first + len(batch)] = found[0]
+        off_grid += found[1]
+        repeats += found[2]
+    return counts, off_grid, repeats
+
+
+def _stored_starts(
+    store: ParquetStore, base: Interval, files: list[tuple[Path, int]], lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bar starts in ``[lo, hi)`` of ``files`` and each one's symbol index, sorted by start
+    (the query a count of rows in windows makes: one per COVERAGE_SESSIONS sessions)."""
+    if not files:
+        return np.empty(0, np.int64), np.empty(0, np.int32)
+    names = [str(path) for path, _ in files]
+    sql = f"""
+        SELECT (?::INTEGER[])[list_position(?::VARCHAR[], filename)] AS sym, epoch_ns(ts) AS t
+        FROM {datacheck.parquet_source([path for path, _ in files])}
+        WHERE ts >= make_timestamptz(?::BIGINT) AND ts < make_timestamptz(?::BIGINT)
+    """
+    params: list[object] = [[owner for _, owner in files], names, lo // 1000, hi // 1000]
+    try:
+        cols = store.connection.execute(sql, params).fetchnumpy()
+    except duckdb.Error as exc:
+        raise DataError(
+            f"cannot read {base} bars: {str(exc).splitlines()[0]}",
+            where=str(store.root),
+            hint="a Parquet file may be corrupt; `backtest data check` names it",
+        ) from exc
+    # each file's rows come sorted: a stable sort only merges them
+    order = np.argsort(cols["t"], kind="stable")
+    return cols["t"][order].astype(np.int64), np.ma.getdata(cols["sym"])[order].astype(np.int32)
+
+
+def _count_on_grid(
+    ts: np.ndarray,
+    sym: np.ndarray,
+    usable: np.ndarray | None,
+    plans: list[SessionPlan],
+    base: Interval,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_grid_counts`` of some sessions from rows sorted by start, placed as
+    ``BarBlock.from_rows`` places them.  A segment's grid starts at the segment's start, one
+    bar every interval (``bar_grid``), so a row's place is arithmetic on its segment's slice
+    of the rows: no search over the grid."""
+    step = base.nanoseconds
+    cells, kept, off_grid = [], [], np.zeros(k, dtype=np.int64)
+    offset, bounds = 0, [0]
+    for plan in plans:
+        for n, (lo, hi) in enumerate(plan.segments_ns()):
+            # a 1d bar is one bar per session, at the open
+            size = (1 if n == 0 else 0) if base.is_daily else -(-(hi - lo) // step)
+            a, b = np.searchsorted(ts, [lo, hi], side="left")
+            slot = (ts[a:b] - lo) // step  # (a multiply checks the rest: cheaper than divmod)
+            on = (slot * step + lo == ts[a:b]) & (slot < size)
+            segment_sym = sym[a:b]
+            if not on.all():
+                off_grid += np.bincount(segment_sym[~on], minlength=k)
+                slot, segment_sym = slot[on], segment_sym[on]
+            cells.append((slot + offset) * k + segment_sym)
+            if usable is not None:
+                kept.append(usable[a:b][on])
+            offset += size
+        bounds.append(offset)
+    cell = np.concatenate(cells) if cells else np.empty(0, np.int64)
+    stored = np.bincount(cell, minlength=offset * k).reshape(offset, k)
+    placed = stored if usable is None else np.bincount(cell[np.concatenate(kept)], minlength=offset * k)
+    present = placed.reshape(offset, k) > 0
+    # rows beyond the first at a minute: on-grid rows less the minutes they fill
+    repeats = stored.sum(axis=0) - (stored > 0).sum(axis=0)
+    edges = np.array(bounds)
+    counts = np.zeros((len(plans), k), dtype=np.int64)
+    filled = edges[1:] > edges[:-1]  # (reduceat needs rows in each session; all have some)
+    if offset:
+        counts[filled] = np.add.reduceat(present, edges[:-1][filled], axis=0, dtype=np.int64)
+    return counts, off_grid, repeats
+
+
+class _DataScreen:
+    """The store health checks of ``core.datacheck`` on what a run will read, cheaply.
+
+    1. The footers of the symbols' files (read on a thread while the run's first days
+       are read): schema problems are reported as they are; the row-group statistics of
+       the rows in the run's span (nulls, min/max) and the price ranges of whole files
+       (another symbol's file) flag symbols.
+    2. The rows the run read first (NaN never shows in statistics): values a run cannot
+       use, high/low inconsistent with open/close.
+    3. Coverage (``_grid_counts``): rows off the grid, minutes stored twice.
+
+    Then each flagged symbol's files are checked in the span (``datacheck.check_series``):
+    the findings name the file, the count and an example.  A clean store costs the
+    footers and a few vector operations on rows already in memory.
+    """
+
+    def __init__(self, config: SessionConfig, store: ParquetStore, base: Interval, report: ValidationReport):
+        calendar = report.calendar
+        assert calendar is not None
+        self._config = config
+        self._store = store
+        self._base = base
+        self._calendar = calendar
+        self._sessions = report.sessions
+        self.symbols = list(config.streams.symbols)
+        # the run reads from the first trailing session (pre-market included for scanners)
+        first = calendar.previous_sessions(report.sessions[0], config.historical.trailing_days)[:1]
+        self.span = (
+            calendar.plan((first or report.sessions)[0]).bounds_ns(True)[0],
+            calendar.plan(report.sessions[-1]).bounds_ns(True)[1],
+        )
+        self.footers: dict[str, list[datacheck.Footer]] = {}
+        self.suspects: set[str] = set()
+        self.held: _Held | None = None
+        self.findings: list[tuple[str, datacheck.FileHealth]] = []
+        self._reader: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    @contextmanager
+    def reading_footers(self) -> Iterator[None]:
+        """Read and screen the footers on a thread for the duration of the block."""
+        self._reader = threading.Thread(target=self._read_footers, name="footers", daemon=True)
+        self._reader.start()
+        try:
+            yield
+        finally:
+            self.wait_for_footers()
+        if self._failure is not None:
+            raise self._failure
+
+    def wait_for_footers(self) -> bool:
+        """Wait for the footers; whether they show a file that cannot be read as bar data."""
+        if self._reader is not None:
+            self._reader.join()
+        return self.fatal
+
+    def _read_footers(self) -> None:
+        try:
+            for symbol in self.symbols:
+                files = datacheck.parquet_files(self._store.symbol_dir(self._base, symbol))
+                found = [datacheck.read_footer(path, self.span, stats=True) for path in files]
+                self.footers[symbol] = found
+                self._screen_footers(symbol, found)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            self._failure = exc
+
+    @property
+    def files(self) -> list[tuple[Path, int]]:
+        """The readable files of the run's symbols and each one's index in ``symbols``."""
+        return [
+            (footer.path, j)
+            for j, symbol in enumerate(self.symbols)
+            for footer in self.footers.get(symbol, [])
+            if footer.schema is not None
+        ]
+
+    @property
+    def fatal(self) -> bool:
+        """Whether some file cannot be read as bar data (an error in a footer: unreadable,
+        a column missing or of a wrong type, a naive ts)."""
+        return any(h.severity == datacheck.ERROR for _, h in self.findings)
+
+    def _screen_footers(self, symbol: str, footers: list[datacheck.Footer]) -> None:
+        for footer in footers:
+            found = datacheck.footer_findings(footer, self._store.root)
+            for finding in found:
+                if finding.kind == "naive_timestamp":
+                    finding.count = footer.rows_in_span
+            if found:
+                rows = footer.rows if footer.schema else None
+                label, name = self._base.label, footer.path.name
+                health = datacheck.FileHealth(label, symbol, footer.path, name, rows, found)
+                self.findings.append((symbol, health))
+            if datacheck.footer_suspect(footer, symbol):
+                self.suspects.add(symbol)
+        ranges = {f.path: (f.rows, *f.close_range) for f in footers if f.close_range is not None and f.rows}
+        spanned = {f.path for f in footers if f.rows_in_span}
+        if spanned & set(datacheck.foreign_files(ranges)):
+            self.suspects.add(symbol)
+
+    def read_first_days(self) -> None:
+        """Without a run (``backtest validate``): read the days a run reads first, as it would."""
+        from core.loader import DayLoader
+
+        DayLoader(
+            self._store,
+            self._calendar,
+            self._base,
+            self.symbols,
+            self._sessions,
+            self._config.historical.trailing_days,
+            self._config.session.hours == "extended",
+        ).prefetch()
+
+    def screen_rows(self) -> None:
+        """Flag the symbols whose rows already read hold a value the run cannot use, or high
+        and low inconsistent with open and close (vector operations, no query)."""
+        self.held = _rows_held(self._store, self._base, self.symbols)
+        if self.held is None or not len(self.held.rows):
+            return
+        rows = self.held.rows
+        o, h, lo, c = (np.ma.getdata(getattr(rows, name)) for name in PRICES)
+        with np.errstate(invalid="ignore"):
+            flagged = (h < np.fmax(o, c)) | (lo > np.fmin(o, c))
+        # The footers' statistics flag nulls, infinities, prices <= 0 or absurd and negative
+        # volumes; NaN never shows there, and a sum is NaN when a value is: five sums (cheaper
+        # than usable_rows' ten min/max) decide whether the rows are looked at one by one.
+        with np.errstate(invalid="ignore", over="ignore"):
+            sums = [getattr(rows, name).sum() for name in FIELDS]
+        if self.suspects or not all(np.isfinite(total) for total in sums):
+            self.held.usable = usable_rows(rows)
+        if self.held.usable is not None:
+            flagged |= ~self.held.usable
+        for j in np.unique(rows.symbol[flagged]).tolist():
+            self.suspects.add(self.symbols[j])
+
+    def report_findings(self, report: ValidationReport) -> None:
+        """Check each flagged symbol's files in the span; every finding becomes a Problem."""
+        for symbol in sorted(self.suspects):
+            paths = [f.path for f in self.footers.get(symbol, []) if f.schema is not None]
+            for health in datacheck.check_series(
+                self._store.connection, self._store.root, self._base.label, symbol, paths, self.span
+            ):
+                health.findings = [f for f in health.findings if f.kind not in datacheck.FOOTER_KINDS]
+                if health.findings:
+                    health.file = health.path.name
+                    self.findings.append((symbol, health))
+        for symbol, health in self.findings:
+            for finding in health.findings:
+                problem = _data_problem(symbol, health, finding)
+                (report.errors if finding.severity == datacheck.ERROR else report.warnings).append(problem)
+
+
+def _data_problem(symbol: str, health: datacheck.FileHealth, finding: datacheck.Finding) -> Problem:
+    """``SYM: FILE: 2 rows with a NaN or infinite price, e.g. row 3 (ts): close = nan``."""
+    return Problem(
+        f"{symbol}: {health.file}: {finding.text}",
+        where=str(health.path),
+        hint=finding.hint,
+        exit_code=4,
+    )
