@@ -406,6 +406,14 @@ def data_sample(
         ParquetStore(root),
         SampleSpec(names, [calendar.plan(s) for s in sessions], seed=seed, extended=extended, gaps=gaps),
     )
+    try:
+        return _sample_summary(root, names, sessions, rows, json_out)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt("the sample was written in full; only its summary was cut short") from None
+
+
+def _sample_summary(root: Path, names: list[str], sessions: list[dt.date], rows: int, json_out: bool) -> int:
+    """What `data sample` prints once the sample is written."""
     summary = {
         "data_dir": str(root),
         "symbols": names if len(names) <= 50 else len(names),
@@ -475,7 +483,6 @@ def data_import(
 
     from calendars import Interval
     from core.importer import import_csv
-    from core.snapshot import iso
     from core.store import ParquetStore
 
     if tz is not None:
@@ -524,14 +531,26 @@ def data_import(
     finally:
         store.close()
 
+    try:
+        return _import_summary(store.root, report, json_out)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"the import of {report.symbol} was written in full; only its summary was cut short"
+        ) from None
+
+
+def _import_summary(root: Path, report: Any, json_out: bool) -> int:
+    """What `data import` prints once the import is written."""
+    from core.snapshot import iso
+
     if json_out:
-        render.print_json({"data_dir": str(store.root), **report.to_document(SHOWN_INVALID)})
+        render.print_json({"data_dir": str(root), **report.to_document(SHOWN_INVALID)})
         return 0
 
     def say(text: str) -> None:
         render.stderr.print(text, markup=False, highlight=False)
 
-    say(f"imported {report.symbol} {report.interval} from {len(report.files)} file(s) into {store.root}")
+    say(f"imported {report.symbol} {report.interval} from {len(report.files)} file(s) into {root}")
     say(
         f"  rows read {report.rows_read:,}, imported {report.rows_imported:,} ({report.rows_new:,} new, "
         f"{report.replaced:,} replaced), duplicates collapsed {report.duplicates_collapsed:,}, "
@@ -600,6 +619,7 @@ def data_info(data_dir: DataDirOpt = None, json_out: JsonOpt = False) -> int:
                         "rows": s.rows,
                         "first": s.first.isoformat() if s.first else None,
                         "last": s.last.isoformat() if s.last else None,
+                        "problem": s.problem,
                     }
                     for s in series
                 ],
@@ -609,10 +629,12 @@ def data_info(data_dir: DataDirOpt = None, json_out: JsonOpt = False) -> int:
     from rich.table import Table
 
     table = Table(title=str(store.root))
-    for name in ("interval", "symbol", "files", "rows", "first bar (UTC)", "last bar (UTC)"):
+    for name in ("interval", "symbol", "files", "rows", "first bar (UTC)", "last bar (UTC)", "problem"):
         table.add_column(name, justify="right" if name in ("files", "rows") else "left")
     for s in series:
-        table.add_row(s.interval, s.symbol, str(s.files), f"{s.rows:,}", str(s.first), str(s.last))
+        table.add_row(
+            s.interval, s.symbol, str(s.files), f"{s.rows:,}", str(s.first), str(s.last), s.problem or ""
+        )
     render.stdout.print(table)
     return 0
 

@@ -303,7 +303,7 @@ def store_health(health: Any) -> None:
             row.message,
             "" if row.count is None else f"{row.count:,}",
             row.example,
-            style=styles.get(row.severity or "", None),
+            style=styles.get(row.severity or ""),
         )
     stdout.print(table)
     verdict = "healthy" if health.ok else f"{health.errors} error(s)"

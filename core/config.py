@@ -56,11 +56,10 @@ from pydantic_core import PydanticCustomError
 
 from calendars import SUPPORTED_INTERVALS, Interval
 from core.errors import ConfigError
+from core.symbols import SYMBOL_RE as _SYMBOL  # the one rule, shared with import and the store
 
 if TYPE_CHECKING:
     from core.indicators import IndicatorDef
-
-_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 
 # The largest counts a config may ask for: far beyond any real use, small enough that a typo

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ import pyarrow.parquet as pq
 
 from core.bars import FIELDS, MAX_PRICE, PRICES
 from core.store import ParquetStore
+from core.store import parquet_source as store_source
 
 ERROR = "error"
 WARNING = "warning"
@@ -986,23 +986,11 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-_GLOB = re.compile(r"([*?\[])")
 
 
 def parquet_source(paths: list[Path], file_row_number: bool = False) -> str:
-    """``read_parquet`` of exactly these files, as the store reads them: hive partitioning
-    off (a file's symbol is its folder), each row's ``filename`` (and ``file_row_number``)."""
-    listed = ", ".join(_quote_path(p) for p in paths)
-    numbered = "file_row_number = true, " if file_row_number else ""
-    options = f"filename = true, {numbered}hive_partitioning = false, union_by_name = true"
-    return f"read_parquet([{listed}], {options})"
-
-
-def _quote_path(path: Path) -> str:
-    """A file for read_parquet: DuckDB reads a path holding * ? [ as a glob pattern, so each
-    such character is escaped as a one-character class and the path names only itself."""
-    text = _GLOB.sub(r"[\1]", str(path))
-    return "'" + text.replace("'", "''") + "'"
+    """``read_parquet`` of exactly these files, as the store reads them."""
+    return store_source([str(p) for p in paths], file_row_number)
 
 
 def _quote_name(name: str) -> str:

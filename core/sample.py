@@ -18,7 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from calendars import Interval, SessionPlan
-from core.store import ParquetStore
+from core.errors import ConfigError
+from core.faults import pause_point
+from core.store import InterruptedAfterWrite, ParquetStore
+from core.symbols import symbol_problem
 
 ONE_MINUTE = Interval.parse("1m")
 
@@ -108,15 +111,44 @@ def _session_bars(
 
 
 def write_sample(store: ParquetStore, spec: SampleSpec, progress: Callable[[str], None] | None = None) -> int:
-    """Write the sample into ``store``, one file per symbol and year; returns rows written."""
-    rows = 0
+    """Write the sample into ``store``, one file per symbol and year; returns rows written.
+
+    Each symbol goes through the store's all-or-nothing write (``ParquetStore.writing``):
+    its folder is switched in whole, under the symbol's lock, and files of other years
+    already there are kept. A Ctrl-C stops between symbols or inside one, never half-way
+    through a folder; its message says which symbols were written.
+    """
     for symbol in spec.symbols:
-        table = symbol_bars(symbol, spec)
-        years = np.asarray(pc.year(table["ts"]).to_numpy(zero_copy_only=False), dtype=np.int64)
-        for year in np.unique(years).tolist():
-            part = table.filter(pa.array(years == year))
-            store.write_file(ONE_MINUTE, symbol, f"{year}.parquet", part)
-        rows += table.num_rows
-        if progress is not None:
-            progress(symbol)
+        problem = symbol_problem(symbol)
+        if problem:
+            raise ConfigError(problem, where="--symbols", hint="e.g. --symbols MSFT,JPM,BRK.B")
+    rows = 0
+    done: list[str] = []
+    try:
+        for symbol in spec.symbols:
+            table = symbol_bars(symbol, spec)
+            years = np.asarray(pc.year(table["ts"]).to_numpy(zero_copy_only=False), dtype=np.int64)
+            with store.writing(ONE_MINUTE, symbol) as writer:
+                for year in np.unique(years).tolist():
+                    writer.write(f"{year}.parquet", table.filter(pa.array(years == year)))
+                    pause_point("store-staging")
+                writer.commit()
+            done.append(symbol)
+            rows += table.num_rows
+            if progress is not None:
+                progress(symbol)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, InterruptedAfterWrite):
+            done.append(symbol)
+        if not done:
+            raise KeyboardInterrupt(f"nothing was written; {store.root} is as it was") from None
+        raise KeyboardInterrupt(
+            f"{len(done)} of {len(spec.symbols)} symbol(s) were written in full ({_names(done)}); "
+            f"the others are as they were in {store.root}"
+        ) from None
     return rows
+
+
+def _names(symbols: list[str], shown: int = 5) -> str:
+    more = f", ... {len(symbols) - shown} more" if len(symbols) > shown else ""
+    return ", ".join(symbols[:shown]) + more
