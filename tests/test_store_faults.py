@@ -38,6 +38,7 @@ import core.faults
 import core.store
 from calendars import Interval
 from cli.app import app
+from core.datacheck import check_store
 from core.errors import ConfigError, DataError
 from core.importer import import_csv
 from core.store import WRITES_DIR, ParquetStore
@@ -155,6 +156,8 @@ def assert_readers_see_only_the_store(root: Path, rows: int) -> None:
             assert path.parent.name.startswith("symbol="), path
             pq.read_table(path)
     assert ds.dataset(root / "bars", format="parquet", partitioning="hive").count_rows() == rows
+    health = check_store(root)
+    assert health.ok, health.as_dict()  # `backtest data check` finds nothing wrong
 
 
 def staging_entries(root: Path) -> list[Path]:
