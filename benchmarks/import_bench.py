@@ -1,4 +1,4 @@
-"""Benchmark `backtest data import`: rows per second of ``core.importer.import_csv``.
+"""Benchmark `backtest data import`: rows per second of ``core.data.importer.import_csv``.
 
 Usage (from the repository root, with the project installed)::
 
@@ -34,8 +34,8 @@ import pyarrow.csv as pa_csv
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.importer import import_csv  # noqa: E402
-from core.store import ParquetStore  # noqa: E402
+from core.data.importer import import_csv  # noqa: E402
+from core.data.store import ParquetStore  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache"
 TARGET_ROWS_PER_SECOND = 1_000_000

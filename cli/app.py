@@ -139,7 +139,7 @@ def validate(
     derived ones. Registers and loads nothing.
     """
     from core.config import load_config
-    from core.validation import validate as run_validation
+    from core.data.validation import validate as run_validation
 
     loaded = load_config(config, _overrides(start, end, None, data_dir), flags=FLAGS)
     report = run_validation(loaded, days)
@@ -194,16 +194,16 @@ def run(
     Shows each day and its phases as they happen on stderr, then a summary.
     With --json, stdout carries one document: run_id, results, days, totals.
     """
-    from core.store import connect_in_background
+    from core.data.store import connect_in_background
 
     connect_in_background()  # DuckDB's connection opens while the engine is imported and the config read
+    from core.api import run_and_save
     from core.config import load_config
-    from core.runs import run_and_save
-    from core.snapshot import iso
+    from core.reporting.snapshot import iso
 
     loaded = load_config(config, _overrides(start, end, clock, data_dir), flags=FLAGS)
     if resume_from is not None and str(resume_from) == "latest":
-        from core.results import ResultsStore
+        from core.reporting.results import ResultsStore
 
         resume_from = ResultsStore(_results_dir(results_dir)).latest()
     # Everything imported so far (pandas, DuckDB, ...) lives as long as the process: moved out of
@@ -224,7 +224,7 @@ def run(
         gc.unfreeze()  # (the command may run inside a longer-lived process, as in tests)
     result = outcome.result
     streaming = sum(d.phase_seconds.get("streaming", 0.0) for d in result.days)
-    from core.runs import statistics_of
+    from core.api import statistics_of
 
     statistics = statistics_of(result)
     if json_out:
@@ -316,7 +316,7 @@ def inspect_last_day(
     json_out: JsonOpt = False,
 ) -> int:
     """Show the last day of the latest run exactly as it ended."""
-    from core.runs import last_day
+    from core.api import last_day
 
     return _show_day(last_day(_results_dir(results_dir)), symbol, interval, series, json_out)
 
@@ -349,7 +349,7 @@ def inspect_day(
     data changed since, which the output says). Replaying a run with strategies or
     custom scanners runs their code: pass --run-code to allow it.
     """
-    from core.runs import last_day, replay_day
+    from core.api import last_day, replay_day
 
     if day == "last-day":
         snapshot = last_day(_results_dir(results_dir))
@@ -388,8 +388,8 @@ def data_sample(
 ) -> int:
     """Write deterministic synthetic 1m bars on the calendar's real sessions."""
     from calendars import TradingCalendar
-    from core.sample import SampleSpec, generated_symbols, write_sample
-    from core.store import ParquetStore
+    from core.data.sample import SampleSpec, generated_symbols, write_sample
+    from core.data.store import ParquetStore
 
     names = (
         generated_symbols(int(symbols))
@@ -482,8 +482,8 @@ def data_import(
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from calendars import Interval
-    from core.importer import import_csv
-    from core.store import ParquetStore
+    from core.data.importer import import_csv
+    from core.data.store import ParquetStore
 
     if tz is not None:
         try:
@@ -541,7 +541,7 @@ def data_import(
 
 def _import_summary(root: Path, report: Any, json_out: bool) -> int:
     """What `data import` prints once the import is written."""
-    from core.snapshot import iso
+    from core.reporting.snapshot import iso
 
     if json_out:
         render.print_json({"data_dir": str(root), **report.to_document(SHOWN_INVALID)})
@@ -588,7 +588,7 @@ def data_check(
     another symbol. Warnings, what a run copes with: off-minute timestamps (left
     out), OHLC inconsistencies, exact duplicates. Each with counts and examples.
     """
-    from core.datacheck import check_store
+    from core.data.checks import check_store
 
     health = check_store(_data_dir(data_dir), symbol or None, interval)
     if json_out:
@@ -602,7 +602,7 @@ def data_check(
 @handled
 def data_info(data_dir: DataDirOpt = None, json_out: JsonOpt = False) -> int:
     """List what the store holds: per interval and symbol, files, rows, first and last bar."""
-    from core.store import ParquetStore
+    from core.data.store import ParquetStore
 
     store = ParquetStore(_data_dir(data_dir))
     store.check_root()
@@ -662,8 +662,8 @@ def report(
     has the equity curve, the drawdown, the daily P&L and the trades. A run without
     strategies gets its facts instead: days, symbols, bars and data quality.
     """
-    from core.html_report import render_facts_html, render_html
-    from core.runs import load_report
+    from core.api import load_report
+    from core.reporting.html import render_facts_html, render_html
 
     loaded = load_report(_results_dir(results_dir), run_ref)
     target = html_out or loaded.path.with_suffix(".html")
@@ -727,7 +727,7 @@ def runs(results_dir: ResultsDirOpt = None, json_out: JsonOpt = False) -> int:
     strategies, days, symbols, total return and status (`latest` marks the one
     `inspect` and `report` read by default).
     """
-    from core.runs import list_runs
+    from core.api import list_runs
 
     root = _results_dir(results_dir)
     found = list_runs(root)

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.data.validation import ValidationReport
 from core.events import (
     BarsStreamed,
     DayFinished,
@@ -27,8 +28,7 @@ from core.events import (
     QualityAlert,
     RunStarted,
 )
-from core.snapshot import DaySnapshot, iso
-from core.validation import ValidationReport
+from core.reporting.snapshot import DaySnapshot, iso
 
 # Without a terminal (CI logs, pipes) tables get room instead of the 80-column default.
 _WIDE = None if sys.stdout.isatty() else 140
@@ -415,7 +415,7 @@ def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) 
             )
     stdout.print(table)
     if snapshot.indicator_keys:
-        from core.snapshot import key_interval
+        from core.reporting.snapshot import key_interval
 
         indicators = Table(title="indicators (latest value)")
         for name in ("symbol", "indicator", "bar", "value", "ready"):

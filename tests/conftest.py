@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from calendars import TradingCalendar
-from core.sample import SampleSpec, write_sample
-from core.store import ParquetStore
+from core.data.sample import SampleSpec, write_sample
+from core.data.store import ParquetStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_DATA = SHARED / "data" / "real"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.strategy import Batch, Strategy, StrategyContext
+from core.execution.strategy import Batch, Strategy, StrategyContext
 
 SEEN: dict[str, Any] = {}
 

@@ -1,4 +1,4 @@
-"""Fill rules against hand-worked examples (core/broker.py), then through whole runs."""
+"""Fill rules against hand-worked examples (core/execution/broker.py), then through whole runs."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from cli.app import app
-from core.broker import Broker, Costs, Portfolio
 from core.config import load_config
-from core.coordinator import SessionCoordinator
+from core.engine.coordinator import SessionCoordinator
 from core.errors import SessionError
+from core.execution.broker import Broker, Costs, Portfolio
 from tests.conftest import write_config
 
 M = 60_000_000_000

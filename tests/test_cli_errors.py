@@ -393,7 +393,7 @@ def test_interrupted_run_keeps_previous_results(
     def interrupted(self, plan, index):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("core.coordinator.SessionCoordinator._stream", interrupted)
+    monkeypatch.setattr("core.engine.coordinator.SessionCoordinator._stream", interrupted)
     try:
         result = runner.invoke(
             app, ["run", str(config), "--days", "1", "--results-dir", str(previous_run), "--json"]
@@ -413,7 +413,7 @@ def test_failed_run_keeps_previous_results(
     def broken_setup(self):
         raise RuntimeError("the quality feed is down")
 
-    monkeypatch.setattr("core.components.DataQualityManager.setup", broken_setup)
+    monkeypatch.setattr("core.engine.components.DataQualityManager.setup", broken_setup)
     result = runner.invoke(
         app, ["run", str(config), "--days", "1", "--results-dir", str(previous_run), "--json"]
     )

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.components import Component
 from core.config import load_config
-from core.coordinator import SessionCoordinator
+from core.engine.components import Component
+from core.engine.coordinator import SessionCoordinator
 from core.events import PhaseFinished, PhaseStarted
 from tests.conftest import write_config
 
@@ -268,7 +268,7 @@ def test_trailing_history_counts_trading_sessions(tmp_path, complete_dir):
 
 
 def test_longest_missing_run_per_column():
-    from core.components import _longest_runs
+    from core.engine.components import _longest_runs
 
     flags = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 1], [1, 0, 1], [1, 1, 0], [1, 0, 1]], dtype=bool)
     # by hand: column 0 runs 2 and 3 -> 3; column 1 one run of 1; column 2 runs 3 and 1 -> 3

@@ -27,14 +27,14 @@ import pytest
 
 from calendars import Interval
 from cli.app import app
-from core.bars import BarBlock
 from core.config import load_config
-from core.coordinator import SessionCoordinator
-from core.datacheck import KINDS, check_store
+from core.data.checks import KINDS, check_store
+from core.data.store import BarRows
+from core.data.validation import ValidationReport, validate
+from core.engine.coordinator import SessionCoordinator
 from core.errors import DataError
-from core.store import BarRows
-from core.strategy import Batch, Strategy, StrategyContext
-from core.validation import ValidationReport, validate
+from core.execution.strategy import Batch, Strategy, StrategyContext
+from core.model.bars import BarBlock
 from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -388,8 +388,8 @@ def test_a_naive_ts_column_is_refused_under_new_york_time(tmp_path):
         "import json, sys, time\n"
         "from pathlib import Path\n"
         "from core.config import load_config\n"
-        "from core.datacheck import KINDS, check_store\n"
-        "from core.validation import validate\n"
+        "from core.data.checks import KINDS, check_store\n"
+        "from core.data.validation import validate\n"
         "health = check_store(Path(sys.argv[1])).as_dict()\n"
         "report = validate(load_config(Path(sys.argv[2])))\n"
         "print(json.dumps({'zone': time.tzname[0], 'health': health, 'exit': report.exit_code,\n"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from core.config import load_config
-from core.coordinator import SessionCoordinator
+from core.engine.coordinator import SessionCoordinator
 from tests.conftest import write_config
 
 
@@ -160,8 +160,8 @@ def test_history_derived_bars_match_resample(tmp_path, sample_dir):
 def test_vectorised_history_derivation_equals_window_by_window(sample_dir):
     """The reduceat path and the streaming path agree on real session grids with gaps."""
     from calendars import Interval
-    from core.bars import BarBlock, derive_block
-    from core.store import ParquetStore
+    from core.data.store import ParquetStore
+    from core.model.bars import BarBlock, derive_block
     from tests.conftest import xnys
 
     calendar = xnys()

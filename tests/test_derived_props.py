@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calendars import Interval
-from core.bars import BarBlock, derive_block, window_rows
+from core.model.bars import BarBlock, derive_block, window_rows
 from tests.conftest import xnys
 
 CAL = xnys()

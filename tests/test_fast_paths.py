@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from calendars import Interval
-from core.bars import FIELDS, BarBlock, concat_blocks
-from core.loader import DayLoader
-from core.store import ParquetStore
+from core.data.loader import DayLoader
+from core.data.store import ParquetStore
+from core.model.bars import FIELDS, BarBlock, concat_blocks
 from tests.conftest import SAMPLE_SYMBOLS, xnys
 
 M1 = Interval.parse("1m")

@@ -1,4 +1,4 @@
-"""`core.importer.import_csv`: CSV files in, one Parquet file per UTC year out.
+"""`core.data.importer.import_csv`: CSV files in, one Parquet file per UTC year out.
 
 Expected UTC minutes are written by hand (New York is UTC-4 until 2023-11-05 and
 UTC-5 after); stored files are read back with pyarrow, not with the importer.
@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli.errors import exit_code_of
+from core.data.importer import ImportReport, import_csv
+from core.data.store import ParquetStore
 from core.errors import ConfigError, DataError
-from core.importer import ImportReport, import_csv
-from core.store import ParquetStore
 from tests.conftest import REAL_DATA
 
 HEADER = "timestamp,open,high,low,close,volume"

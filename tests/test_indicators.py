@@ -9,8 +9,8 @@ import pytest
 import talib
 
 from core.config import load_config
-from core.coordinator import SessionCoordinator
-from core.validation import validate
+from core.data.validation import validate
+from core.engine.coordinator import SessionCoordinator
 from tests.conftest import write_config
 
 DAY = "2023-11-28"

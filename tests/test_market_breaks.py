@@ -24,7 +24,7 @@ import talib
 
 from cli.app import app
 from core.config import load_config
-from core.coordinator import SessionCoordinator
+from core.engine.coordinator import SessionCoordinator
 from tests.conftest import write_config
 
 MINUTE = pd.Timedelta(minutes=1)

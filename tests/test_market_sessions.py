@@ -22,7 +22,7 @@ import pytest
 
 from cli.app import app
 from core.config import load_config
-from core.coordinator import SessionCoordinator
+from core.engine.coordinator import SessionCoordinator
 from tests.conftest import write_config
 
 NS_MIN = 60_000_000_000

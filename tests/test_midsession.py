@@ -11,8 +11,8 @@ import pytest
 
 from cli.app import app
 from core.config import load_config
-from core.coordinator import SessionCoordinator
-from core.pause import PauseGate
+from core.engine.coordinator import SessionCoordinator
+from core.engine.pause import PauseGate
 from tests import scanner_fixtures
 from tests.conftest import write_config
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cli.app import app
 from core.config import load_config
-from core.coordinator import SessionCoordinator
+from core.engine.coordinator import SessionCoordinator
 from tests.conftest import write_config
 
 MINUTE = pd.Timedelta(minutes=1)

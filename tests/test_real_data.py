@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.config import load_config
-from core.coordinator import SessionCoordinator
+from core.engine.coordinator import SessionCoordinator
 from tests.conftest import REAL_DATA, write_config
 
 pytestmark = pytest.mark.skipif(not REAL_DATA.is_dir(), reason="../shared/data/real is absent")

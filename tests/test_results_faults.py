@@ -144,7 +144,7 @@ def test_sigkill_leaves_nothing_a_reader_sees_and_the_next_run_cleans_up(earlier
 
 
 def test_ctrl_c_inside_a_duckdb_query_is_130_with_one_line(tmp_path, sample_dir, runner, monkeypatch):
-    from core.store import ParquetStore
+    from core.data.store import ParquetStore
 
     def interrupted(*args, **kwargs):
         raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DAYS = ("2023-11-20", "2023-11-21", "2023-11-22", "2023-11-24", "2023-11-27")
 
 PROBE = '''
-from core.strategy import Strategy
+from core.execution.strategy import Strategy
 
 
 class Probe(Strategy):

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.html_report import render_html
-from core.stats import Trade, compute_statistics, max_drawdown, round_trips
+from core.reporting.html import render_html
+from core.reporting.stats import Trade, compute_statistics, max_drawdown, round_trips
 
 D = dt.date
 

@@ -2,7 +2,7 @@
 
 Imports run as real processes (``python -c 'from cli.app import main; main()' data import ...``)
 on generated CSV files. ``BACKTEST_TEST_PAUSE_AT=<stage>`` (a test-only hook of
-``core.store``) makes the process print ``paused at <stage>`` and wait, so a signal lands
+``core.data.store``) makes the process print ``paused at <stage>`` and wait, so a signal lands
 at a known moment: ``import-read`` (CSV read, nothing locked or staged), ``store-staging``
 (one new file staged), ``store-switch`` (all staged and fsynced, right before the switch),
 ``store-written`` (after the switch); SIGUSR1 lets it go on. After every fault: the files the store held
@@ -34,15 +34,15 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+import core.data.store
 import core.faults
-import core.store
 from calendars import Interval
 from cli.app import app
-from core.datacheck import check_store
+from core.data.checks import check_store
+from core.data.importer import import_csv
+from core.data.store import WRITES_DIR, ParquetStore
 from core.errors import ConfigError, DataError
-from core.importer import import_csv
-from core.store import WRITES_DIR, ParquetStore
-from core.symbols import SYMBOL_RE, SYMBOL_RULE
+from core.model.symbols import SYMBOL_RE, SYMBOL_RULE
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from cli.app import main; main()"]
@@ -369,7 +369,7 @@ def test_sigkill_of_data_sample_before_its_switch(earlier, tmp_path):
 def test_without_an_atomic_exchange_the_two_rename_switch_is_used(earlier, tmp_path, monkeypatch):
     """Where renameat2(RENAME_EXCHANGE) is missing, the switch is two POSIX renames."""
     root, before_ts = earlier
-    monkeypatch.setattr(core.store, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(core.data.store, "_exchange", lambda a, b: False)
     a_ts = write_csv(tmp_path / "a.csv", [("2021-06-01T00:00", 1000)])
     import_into(root, tmp_path / "a.csv")
     np.testing.assert_array_equal(stored(root), np.union1d(before_ts, a_ts))
@@ -505,7 +505,7 @@ def test_an_import_that_cannot_get_the_lock_fails_with_exit_4(earlier, tmp_path,
     root, _ = earlier
     write_csv(tmp_path / "a.csv", NEXT)
     before = hashes(root)
-    monkeypatch.setattr(core.store, "LOCK_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(core.data.store, "LOCK_WAIT_SECONDS", 0.3)
     lock = root / WRITES_DIR / "locks" / "X.lock"
     with lock.open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)

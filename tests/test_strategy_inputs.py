@@ -21,9 +21,9 @@ import pytest
 
 from cli.app import app
 from core.config import load_config
-from core.coordinator import SessionCoordinator
-from core.scanners import Match, Scanner, ScanView
-from core.strategy import Batch, Strategy, StrategyContext
+from core.engine.coordinator import SessionCoordinator
+from core.engine.scanners import Match, Scanner, ScanView
+from core.execution.strategy import Batch, Strategy, StrategyContext
 from tests.conftest import write_config
 
 DAY = "2023-11-22"  # the first bar ends at 09:31 New York, 14:31 UTC
@@ -198,8 +198,8 @@ def test_a_bad_order_ends_the_run_with_exit_5_naming_strategy_day_clock_and_orde
 
 
 def test_a_bad_order_is_an_order_error_from_the_coordinator(tmp_path, sample_dir):
-    from core.broker import OrderError
     from core.errors import SessionError
+    from core.execution.broker import OrderError
 
     body = strategy_table("SubmitsOnce", "{ qty = nan }")
     coordinator = SessionCoordinator(load_config(config_with(tmp_path, sample_dir, body)))
@@ -258,7 +258,7 @@ def test_a_custom_scanner_calling_sys_exit_ends_the_run_with_exit_5(tmp_path, sa
 def test_state_that_is_not_json_fails_at_the_end_of_the_first_day(
     tmp_path, sample_dir, runner, cls, path, kind
 ):
-    from core.strategy import StrategyError
+    from core.execution.strategy import StrategyError
 
     config = config_with(tmp_path, sample_dir, strategy_table(cls), end="2023-11-27")
     with deadline(), pytest.raises(StrategyError) as info:
@@ -294,13 +294,13 @@ def test_reading_an_indicator_not_configured_names_strategy_moment_and_keys(tmp_
 
 # -- 6. declared params and indicators, checked before any session --------------------------------
 def _sample(name: str) -> type[Strategy]:
-    from core.strategy import load_strategy_class
+    from core.execution.strategy import load_strategy_class
 
     return load_strategy_class(f"strategies.py:{name}", REPO / "sample_configs")
 
 
 def test_check_strategy_finds_unknown_params_wrong_types_and_missing_indicators():
-    from core.strategy import Finding, check_strategy
+    from core.execution.strategy import Finding, check_strategy
 
     sma = _sample("SmaCross")
     keys = {"sma_10@1m", "sma_30@1m", "sma_10@5m"}
@@ -329,7 +329,7 @@ def test_check_strategy_finds_unknown_params_wrong_types_and_missing_indicators(
 
 
 def test_check_strategy_leaves_undeclared_params_alone_and_reports_a_failing_indicators():
-    from core.strategy import check_strategy
+    from core.execution.strategy import check_strategy
 
     assert check_strategy(Undeclared, "u", {"anything": object()}, set()) == []
     [finding] = check_strategy(BadIndicators, "b", {}, set())
@@ -339,7 +339,7 @@ def test_check_strategy_leaves_undeclared_params_alone_and_reports_a_failing_ind
 def test_findings_are_small_frozen_values():
     import dataclasses
 
-    from core.strategy import Finding
+    from core.execution.strategy import Finding
 
     finding = Finding("m", "h")
     assert (finding.message, finding.hint) == ("m", "h")
@@ -348,7 +348,7 @@ def test_findings_are_small_frozen_values():
 
 
 def test_the_sample_configs_pass_their_own_checks():
-    from core.strategy import check_strategy
+    from core.execution.strategy import check_strategy
 
     for name in ("sma_cross", "orb"):
         config = load_config(REPO / "sample_configs" / f"{name}.toml")
@@ -366,7 +366,7 @@ def test_declared_defaults_fill_the_params():
 
 
 def test_check_scanner_finds_bad_params_of_every_built_in():
-    from core.scanners import BUILT_IN, check_scanner
+    from core.engine.scanners import BUILT_IN, check_scanner
 
     for kind, cls in BUILT_IN.items():
         assert {"min_price", "max_price", "min_volume"} <= set(cls.defaults), kind
@@ -412,14 +412,14 @@ def test_a_strategy_module_failing_on_import_is_exit_3_naming_file_and_error(
 
 
 def test_load_class_failures_are_config_errors(tmp_path):
+    from core.engine.scanners import Scanner, load_class
     from core.errors import ConfigError
-    from core.scanners import Scanner, load_class
 
     (tmp_path / "exits.py").write_text("import sys\nsys.exit(2)\n")
     with pytest.raises(ConfigError, match=r"exits\.py.*sys\.exit\(2\)"):
         load_class("exits.py:X", tmp_path, "scanners.class", Scanner)
     assert "backtest_user_exits" not in sys.modules  # a half-run module is not left behind
 
-    (tmp_path / "fine.py").write_text("from core.scanners import Scanner\nclass Mine(Scanner):\n    pass\n")
+    (tmp_path / "fine.py").write_text("from core.engine.scanners import Scanner\nclass Mine(Scanner):\n    pass\n")
     with pytest.raises(ConfigError, match="did you mean 'Mine'"):
         load_class("fine.py:Mien", tmp_path, "scanners.class", Scanner)

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from calendars import Interval, SessionPlan
+from core.data.store import InterruptedAfterWrite, ParquetStore
 from core.errors import ConfigError
 from core.faults import pause_point
-from core.store import InterruptedAfterWrite, ParquetStore
-from core.symbols import symbol_problem
+from core.model.symbols import symbol_problem
 
 ONE_MINUTE = Interval.parse("1m")
 

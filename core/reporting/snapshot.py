@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from core.bars import SymbolBars
-from core.session_data import QualityRecord, SessionData
+from core.model.bars import SymbolBars
+from core.model.session_data import QualityRecord, SessionData
 
 
 @dataclass(slots=True)

@@ -23,13 +23,13 @@ import numpy as np
 import pyarrow as pa
 
 from calendars import Interval
-from core.bars import SymbolBars
 from core.errors import NoResultsError, ResultsError
 from core.events import DayResult
 from core.faults import pause_point
-from core.identity import RunInputs
-from core.session_data import QualityRecord
-from core.snapshot import DaySnapshot
+from core.model.bars import SymbolBars
+from core.model.session_data import QualityRecord
+from core.reporting.identity import RunInputs
+from core.reporting.snapshot import DaySnapshot
 
 LATEST = "latest"
 SCHEMA_VERSION = 2  # 2: run identity columns, day_open, orders one row per order
@@ -268,7 +268,7 @@ class ResultsStore:
 
     def ledger_tables(self, path: Path) -> dict[str, Any]:
         """Equity curve, daily equity and round trips stored by a run."""
-        from core.stats import round_trips
+        from core.reporting.stats import round_trips
 
         con = duckdb.connect(str(path), read_only=True)
         try:

@@ -22,7 +22,7 @@ import numpy as np
 import talib
 from talib import abstract
 
-from core.bars import FIELDS, BarBlock
+from core.model.bars import FIELDS, BarBlock
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-from core.bars import BarBlock
 from core.errors import SessionError
+from core.model.bars import BarBlock
 
 SIDES = ("buy", "sell")
 ORDER_TYPES = ("market", "limit", "stop")

@@ -10,7 +10,7 @@ A stored row reaches a block only with values a strategy can use: a price that
 is not a finite number in ``(0, MAX_PRICE]`` or a volume that is not a finite
 number ``>= 0`` (or a null read from the store) leaves its bar absent, counted
 in ``BarBlock.invalid`` (see :func:`usable_rows`).  ``backtest validate`` and
-``core.datacheck`` report such rows; this is the guard when nobody looked.
+``core.data.checks`` report such rows; this is the guard when nobody looked.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from calendars import Interval
-from core.store import BarRows
+from core.data.store import BarRows
 
 FIELDS = ("open", "high", "low", "close", "volume")
 PRICES = FIELDS[:4]

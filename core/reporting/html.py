@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.stats import Statistics, Trade
+from core.reporting.stats import Statistics, Trade
 
 WIDTH, HEIGHT, PAD = 960, 260, 48
 MAX_POINTS = 2000

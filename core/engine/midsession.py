@@ -1,6 +1,6 @@
 """Mid-session work at bar boundaries: scans, scripted insertions, requests from other threads.
 
-Everything goes through the coordinator's one :class:`~core.pause.PauseGate`.
+Everything goes through the coordinator's one :class:`~core.engine.pause.PauseGate`.
 At a boundary ``t`` (after every bar ending at or before ``t`` is delivered)
 the work runs in this documented order, inside one outer pause so the stream
 resumes once:
@@ -22,9 +22,9 @@ from typing import Any
 
 from calendars import SessionPlan
 from core.config import InsertSpec
-from core.pause import PauseGate
-from core.scanners import ScannerManager
-from core.snapshot import iso
+from core.engine.pause import PauseGate
+from core.engine.scanners import ScannerManager
+from core.reporting.snapshot import iso
 
 
 @dataclass(slots=True)

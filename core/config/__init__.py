@@ -56,10 +56,10 @@ from pydantic_core import PydanticCustomError
 
 from calendars import SUPPORTED_INTERVALS, Interval
 from core.errors import ConfigError
-from core.symbols import SYMBOL_RE as _SYMBOL  # the one rule, shared with import and the store
+from core.model.symbols import SYMBOL_RE as _SYMBOL  # the one rule, shared with import and the store
 
 if TYPE_CHECKING:
-    from core.indicators import IndicatorDef
+    from core.model.indicators import IndicatorDef
 
 
 # The largest counts a config may ask for: far beyond any real use, small enough that a typo
@@ -151,7 +151,7 @@ class IndicatorSpec(_Section):
     @field_validator("kind")
     @classmethod
     def _kind(cls, value: str) -> str:
-        from core.indicators import KINDS, unknown_kind_hint
+        from core.model.indicators import KINDS, unknown_kind_hint
 
         kind = value.strip().lower()
         if kind not in KINDS:
@@ -164,7 +164,7 @@ class IndicatorSpec(_Section):
         return Interval.parse(value).label
 
     def definition(self) -> IndicatorDef:
-        from core.indicators import KINDS, IndicatorDef
+        from core.model.indicators import KINDS, IndicatorDef
 
         kind = KINDS[self.kind]
         period = self.period if self.period is not None else kind.default_period
@@ -215,7 +215,7 @@ class ScannerSpec(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> ScannerSpec:
-        from core.scanners import BUILT_IN
+        from core.engine.scanners import BUILT_IN
 
         if (self.kind is None) == (self.class_ is None):
             raise _invalid(f"scanner {self.name!r}: set exactly one of kind or class", "kind", "class")
@@ -260,7 +260,7 @@ class PortfolioSection(_Section):
 
 
 class ExecutionSection(_Section):
-    """Costs and end-of-day behaviour of the simulated broker (core/broker.py)."""
+    """Costs and end-of-day behaviour of the simulated broker (core/execution/broker.py)."""
 
     commission_per_share: float = Field(default=0.0, ge=0)
     commission_per_order: float = Field(default=0.0, ge=0)

@@ -1,7 +1,7 @@
 """SessionData: everything the session knows, per symbol, up to the clock.
 
 Holds the registered symbols, the trailing history and today's bars of every
-interval as columnar :class:`~core.bars.BarBlock` s.  Cleared completely in
+interval as columnar :class:`~core.model.bars.BarBlock` s.  Cleared completely in
 PHASE 1 of the next day (never at the end of a day), so the last day of a
 run stays intact for inspection.
 """
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calendars import SessionPlan
-from core.bars import BarBlock, SymbolBars
 from core.errors import SessionError
+from core.model.bars import BarBlock, SymbolBars
 
 if TYPE_CHECKING:
-    from core.indicators import IndicatorValues
+    from core.model.indicators import IndicatorValues
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,12 @@ inside the calendar, data present for every symbol, day and interval asked
 for; chooses the base interval and lists the derived ones.
 
 The data a run will read (its symbols, its dates with their trailing history,
-the base interval) gets the store health checks of ``core.datacheck``, cheaply:
+the base interval) gets the store health checks of ``core.data.checks``, cheaply:
 the files' footers (schema, row-group statistics) and the rows the run reads
 first (inside validation, see ``prefetch``) are screened; only a symbol they
 point at is read again, to name the file, count and give an example.  What
 would corrupt a run is an error (exit 4), the rest a warning (severities in
-``core.datacheck``).  Coverage counts bars as the run places them: on the bar
+``core.data.checks``).  Coverage counts bars as the run places them: on the bar
 grid, a minute stored twice once.
 """
 
@@ -30,11 +30,11 @@ import pandas as pd
 
 from calendars import CalendarError, Interval, SessionPlan, TradingCalendar
 from calendars.intervals import SUPPORTED
-from core import datacheck
-from core.bars import FIELDS, PRICES, usable_rows
 from core.config import SessionConfig
+from core.data import checks as datacheck
+from core.data.store import BarRows, ParquetStore
 from core.errors import ConfigError, DataError
-from core.store import BarRows, ParquetStore
+from core.model.bars import FIELDS, PRICES, usable_rows
 
 # Calendar rules are trusted within these dates; outside them a date is refused.
 FIRST_SUPPORTED = dt.date(1970, 1, 1)
@@ -233,8 +233,8 @@ def _local_hours(plan: SessionPlan, extended: bool) -> str:
 def _check_classes(config: SessionConfig, report: ValidationReport) -> None:
     """Scanner and strategy classes must load (imports only; nothing is registered), and their
     params and the indicators a strategy reads must match what the class declares."""
-    from core.scanners import BUILT_IN, Scanner, check_scanner, load_class
-    from core.strategy import Strategy, check_strategy
+    from core.engine.scanners import BUILT_IN, Scanner, check_scanner, load_class
+    from core.execution.strategy import Strategy, check_strategy
 
     keys = {key for spec in config.indicators for key in spec.definition().keys}
     for n, scanner in enumerate(config.scanners):
@@ -706,7 +706,7 @@ def _count_on_grid(
 
 
 class _DataScreen:
-    """The store health checks of ``core.datacheck`` on what a run will read, cheaply.
+    """The store health checks of ``core.data.checks`` on what a run will read, cheaply.
 
     1. The footers of the symbols' files (read on a thread while the run's first days
        are read): schema problems are reported as they are; the row-group statistics of
@@ -807,7 +807,7 @@ class _DataScreen:
 
     def read_first_days(self) -> None:
         """Without a run (``backtest validate``): read the days a run reads first, as it would."""
-        from core.loader import DayLoader
+        from core.data.loader import DayLoader
 
         DayLoader(
             self._store,

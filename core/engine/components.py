@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calendars import Interval, SessionPlan
-from core.bars import FIELDS, BarBlock, derive_block
 from core.errors import LifecycleError
-from core.indicators import IndicatorDef, SymbolInputs, compute_day, symbol_inputs
-from core.session_data import QualityRecord, SessionData
+from core.model.bars import FIELDS, BarBlock, derive_block
+from core.model.indicators import IndicatorDef, SymbolInputs, compute_day, symbol_inputs
+from core.model.session_data import QualityRecord, SessionData
 
 if TYPE_CHECKING:
-    from core.scanners import UniverseData
+    from core.engine.scanners import UniverseData
 
 
 class State(Enum):
@@ -95,7 +95,7 @@ class StreamQueues:
     def __init__(self) -> None:
         self.base: BarBlock | None = None
         self.plan: SessionPlan | None = None
-        self.universe: UniverseData | None = None  # what scanners read (core.scanners)
+        self.universe: UniverseData | None = None  # what scanners read (core.engine.scanners)
         self.derived: dict[str, BarBlock] = {}  # the day's derived bars, built from the base queue
 
     def load(self, plan: SessionPlan, base: BarBlock, universe: UniverseData | None = None) -> None:

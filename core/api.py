@@ -13,15 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from core.broker import Portfolio
 from core.config import SessionConfig, config_from_json
-from core.coordinator import RunResult, SessionCoordinator
+from core.engine.coordinator import RunResult, SessionCoordinator
 from core.errors import ConfigError, ConsentError, NoResultsError, NotInRunError
 from core.events import DayResult, EventHandler
-from core.identity import RunInputs, run_id, run_inputs, source_files
-from core.results import ResultsStore, RunRecord, RunSummary, orders_by_id
-from core.snapshot import DaySnapshot
-from core.stats import Statistics, Trade, compute_statistics, round_trips
+from core.execution.broker import Portfolio
+from core.reporting.identity import RunInputs, run_id, run_inputs, source_files
+from core.reporting.results import ResultsStore, RunRecord, RunSummary, orders_by_id
+from core.reporting.snapshot import DaySnapshot
+from core.reporting.stats import Statistics, Trade, compute_statistics, round_trips
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ def run_and_save(
     """Run every day of ``config`` and write the results file (atomically).
 
     The file is named by the run's id, which covers the effective config, the
-    sessions, the strategy/scanner code and the data (:mod:`core.identity`): a run
+    sessions, the strategy/scanner code and the data (:mod:`core.reporting.identity`): a run
     never replaces a different result.  ``resume_from`` (a results file) carries
     that run's final portfolio (cash, positions, open orders) and strategy states
     into this one: running days 1..k, then k+1..N resumed from it, equals running 1..N.

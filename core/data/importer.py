@@ -12,7 +12,7 @@ over the raw bytes that finds the blank lines the CSV reader skips.
 
 Nothing is locked or written while the files are read. The merge with the store and
 the write happen in one all-or-nothing write of the symbol folder, under the symbol's
-lock (``ParquetStore.writing``, see ``core/store.py``): an import that fails, is
+lock (``ParquetStore.writing``, see ``core/data/store.py``): an import that fails, is
 interrupted or killed leaves the store as it was, or (after its switch) complete.
 Ctrl-C, also when DuckDB reports it from inside a query, becomes a KeyboardInterrupt
 whose message says which of the two happened.
@@ -41,9 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from calendars import Interval
-from core.errors import ConfigError, DataError
-from core.faults import pause_point
-from core.store import (
+from core.data.store import (
     BAR_COLUMNS,
     END_TS_US,
     MIN_TS_US,
@@ -55,7 +53,9 @@ from core.store import (
     parquet_source,
     raise_if_interrupted,
 )
-from core.symbols import symbol_problem
+from core.errors import ConfigError, DataError
+from core.faults import pause_point
+from core.model.symbols import symbol_problem
 
 Progress = Callable[[float], None]
 
@@ -277,7 +277,7 @@ def expand_files(files: Sequence[Path | str]) -> list[Path]:
 
 
 def _check_arguments(symbol: str, interval: str) -> str:
-    """The interval's label; the symbol must follow the one rule (``core.symbols``) of config and store."""
+    """The interval's label; the symbol must follow the one rule of config and store (core.model.symbols)."""
     problem = symbol_problem(symbol)
     if problem:
         raise ConfigError(problem, where="--symbol", hint="use the plain symbol, e.g. --symbol MSFT or BRK.B")

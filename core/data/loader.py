@@ -11,8 +11,8 @@ import datetime as dt
 from dataclasses import replace
 
 from calendars import Interval, SessionPlan, TradingCalendar, history_grid
-from core.bars import BarBlock, concat_blocks
-from core.store import BarRows, ParquetStore
+from core.data.store import BarRows, ParquetStore
+from core.model.bars import BarBlock, concat_blocks
 
 ROW_BUDGET = 1_500_000  # rows held per chunk at most (about 85 MB of columns)
 MAX_DAYS_PER_CHUNK = 20  # and never more days than this, so memory is flat in the run's length
@@ -52,7 +52,7 @@ class DayLoader:
         self._recent: dict[dt.date, BarBlock] = {}  # the last regular-hours day blocks, oldest first
         self.off_grid = 0  # stored bars of streamed days that fell between grid minutes
         # stored bars of streamed days left out for their values (a NaN, inf, null, <= 0 or
-        # absurd price, a negative or non-finite volume: see core.bars.usable_rows)
+        # absurd price, a negative or non-finite volume: see core.model.bars.usable_rows)
         self.invalid = 0
 
     def plan(self, session: dt.date) -> SessionPlan:

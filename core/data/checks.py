@@ -44,9 +44,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.bars import FIELDS, MAX_PRICE, PRICES
-from core.store import ParquetStore
-from core.store import parquet_source as store_source
+from core.data.store import ParquetStore
+from core.data.store import parquet_source as store_source
+from core.model.bars import FIELDS, MAX_PRICE, PRICES
 
 ERROR = "error"
 WARNING = "warning"

@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 
 from calendars import Interval, SessionPlan, SimClock, TradingCalendar, history_grid
-from core.bars import BarBlock, derive_block
-from core.broker import Costs, Portfolio
-from core.components import (
+from core.config import SessionConfig
+from core.data.loader import DayLoader
+from core.data.store import ParquetStore
+from core.data.validation import ValidationReport, validate
+from core.engine.components import (
     Component,
     DataProcessor,
     DataQualityManager,
@@ -36,7 +38,9 @@ from core.components import (
     StreamQueues,
     history_records,
 )
-from core.config import SessionConfig
+from core.engine.midsession import DayLog, MidSessionDesk, insertion_record
+from core.engine.pause import PauseGate
+from core.engine.scanners import ScannerManager, UniverseData
 from core.errors import BacktestError, SessionError
 from core.events import (
     BarsStreamed,
@@ -49,16 +53,12 @@ from core.events import (
     QualityAlert,
     RunStarted,
 )
+from core.execution.broker import Costs, Portfolio
+from core.execution.strategy import Ledger, StrategyManager, load_strategy_class
 from core.faults import pause_point
-from core.loader import DayLoader
-from core.midsession import DayLog, MidSessionDesk, insertion_record
-from core.pause import PauseGate
-from core.scanners import ScannerManager, UniverseData
-from core.session_data import SessionData
-from core.snapshot import iso
-from core.store import ParquetStore
-from core.strategy import Ledger, StrategyManager, load_strategy_class
-from core.validation import ValidationReport, validate
+from core.model.bars import BarBlock, derive_block
+from core.model.session_data import SessionData
+from core.reporting.snapshot import iso
 
 PROGRESS_EVERY = 60  # clock stops between two BarsStreamed events
 

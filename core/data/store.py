@@ -68,7 +68,7 @@ import pyarrow.parquet as pq
 from calendars import Interval
 from core.errors import ConfigError, DataError
 from core.faults import pause_point
-from core.symbols import SYMBOL_RULE, is_symbol, symbol_problem
+from core.model.symbols import SYMBOL_RULE, is_symbol, symbol_problem
 
 try:
     import fcntl

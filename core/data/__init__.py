@@ -1,0 +1,1 @@
+"""The Parquet store, the day loader, validation of config against data, the sample and the importer."""

@@ -1,0 +1,1 @@
+"""The coordinator and the components it drives through each session."""

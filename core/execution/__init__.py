@@ -1,0 +1,1 @@
+"""Strategies, the simulated broker, the portfolio and the ledger."""

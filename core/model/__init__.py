@@ -1,0 +1,1 @@
+"""Bar blocks, their derivation, indicator definitions and SessionData: numpy (and TA-Lib) only."""

@@ -1,0 +1,1 @@
+"""Statistics, run identity, day snapshots, the results store and the HTML report."""
