@@ -113,7 +113,7 @@ class Scenario:
     clock: str = "data"
     indicators: bool = False  # 1m+5m+15m and the six indicators of INDICATORS
     scan: bool = False  # a relative-volume scan every 30 minutes over every symbol
-    strategy: bool = False  # the SMA(10)/SMA(30) crossover of sample_configs/strategies.py
+    strategy: bool = False  # the SMA(10)/SMA(30) crossover of fast_strategies.py (= the sample's)
 
     @property
     def label(self) -> str:
@@ -244,7 +244,8 @@ def strategy_table(scenario: Scenario) -> str:
     """The head-to-head's reference strategy (1m and 5m SMAs, 100 shares, no costs)."""
     if not scenario.strategy:
         return ""
-    strategies = BENCH_DIR.parent / "sample_configs" / "strategies.py"
+    # the sample SmaCross written for speed: it trades identically (tests/test_execution_runs.py)
+    strategies = BENCH_DIR / "fast_strategies.py"
     return f"""
 [[indicators]]
 kind = "sma"
@@ -476,7 +477,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--strategy",
         action="store_true",
-        help="trade the SMA(10)/SMA(30) crossover of sample_configs/strategies.py (1m+5m)",
+        help="trade the SMA(10)/SMA(30) crossover (benchmarks/fast_strategies.py, trading as the "
+        "sample_configs/strategies.py one does; 1m+5m)",
     )
     parser.add_argument(
         "--scan",

@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# Time units, in the nanoseconds every timestamp of the project is counted in.
+NS_PER_SECOND = 1_000_000_000
+NS_PER_MINUTE = 60 * NS_PER_SECOND
+
 _PATTERN = re.compile(r"^(\d+)(m|h|d)$")
 _MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
 
@@ -39,7 +43,7 @@ class Interval:
 
     @property
     def nanoseconds(self) -> int:
-        return self.minutes * 60_000_000_000
+        return self.minutes * NS_PER_MINUTE
 
     def divides(self, other: Interval) -> bool:
         """Whether bars of ``other`` can be built from bars of this interval."""

@@ -26,7 +26,6 @@ import pandas as pd
 from calendars.errors import CalendarError, DateOutOfBounds, UnknownExchange
 from calendars.intervals import Interval
 
-NS_PER_MINUTE = 60_000_000_000
 _NAT = np.iinfo(np.int64).min  # how exchange_calendars' *_nanos arrays mark "no break"
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()  # sessions are kept as days since 1970-01-01
 
@@ -87,10 +86,6 @@ class SessionPlan:
         if extended:
             return int(self.extended_open.value), int(self.extended_close.value)
         return self.open_ns, self.close_ns
-
-    def local(self, ts: pd.Timestamp) -> pd.Timestamp:
-        """``ts`` shown in the exchange's time zone."""
-        return ts.tz_convert(self.tz)
 
     def segments_ns(self, extended: bool = False) -> list[tuple[int, int]]:
         """The ``[start, end)`` spans in which the session trades, as UTC nanoseconds.

@@ -1,21 +1,25 @@
-"""The `backtest` command line: parses, renders, maps errors to exit codes.
+"""The `backtest` command line: parses, calls :mod:`core.api`, renders.
 
-No business logic lives here; every command calls into core/.
+A command parses its options, calls ``core.api`` (imported when the command runs,
+so `--help` stays quick) and hands what comes back to :mod:`cli.render`: a JSON
+document (``core.api.*_document``) or tables.  Exit codes are decided in :mod:`cli.errors`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import gc
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli import render
-from cli.errors import handled
+from cli.errors import EXIT_DATA, handled
+
+if TYPE_CHECKING:
+    from core.reporting.snapshot import DaySnapshot
 
 app = typer.Typer(
     name="backtest",
@@ -138,29 +142,12 @@ def validate(
     for every symbol, day and interval; chooses the base interval and lists the
     derived ones. Registers and loads nothing.
     """
-    from core.config import load_config
-    from core.data.validation import validate as run_validation
+    from core import api
 
-    loaded = load_config(config, _overrides(start, end, None, data_dir), flags=FLAGS)
-    report = run_validation(loaded, days)
+    loaded = api.load_config(config, _overrides(start, end, None, data_dir), flags=FLAGS)
+    report = api.validate(loaded, days)
     if json_out:
-        render.print_json(
-            {
-                "valid": report.valid,
-                "config": str(config),
-                "exchange": report.exchange,
-                "sessions": [s.isoformat() for s in report.sessions],
-                "symbols": report.symbols,
-                "base_interval": report.base_interval,
-                "derived_intervals": report.derived_intervals,
-                "errors": [str(p) for p in report.errors],
-                "warnings": [str(p) for p in report.warnings],
-                "coverage": {
-                    symbol: {day.isoformat(): {"present": p, "expected": e} for day, (p, e) in days_.items()}
-                    for symbol, days_ in report.coverage.items()
-                },
-            }
-        )
+        render.print_json(api.validation_document(report, config))
     else:
         render.validation_report(report, str(config))
     if not report.valid:
@@ -194,25 +181,19 @@ def run(
     Shows each day and its phases as they happen on stderr, then a summary.
     With --json, stdout carries one document: run_id, results, days, totals.
     """
-    from core.data.store import connect_in_background
+    from core import api
 
-    connect_in_background()  # DuckDB's connection opens while the engine is imported and the config read
-    from core.api import run_and_save
-    from core.config import load_config
-    from core.reporting.snapshot import iso
-
-    loaded = load_config(config, _overrides(start, end, clock, data_dir), flags=FLAGS)
+    api.prepare_run()  # DuckDB's connection opens while the engine is imported
+    loaded = api.load_config(config, _overrides(start, end, clock, data_dir), flags=FLAGS)
     if resume_from is not None and str(resume_from) == "latest":
-        from core.reporting.results import ResultsStore
-
-        resume_from = ResultsStore(_results_dir(results_dir)).latest()
+        resume_from = api.latest_run(_results_dir(results_dir))
     # Everything imported so far (pandas, DuckDB, ...) lives as long as the process: moved out of
     # the garbage collector's reach, the collections a run triggers stop rescanning it (~20% of
     # a short run's time).
     gc.freeze()
     try:
         with render.RunProgress() as progress:
-            outcome = run_and_save(
+            outcome = api.run_and_save(
                 loaded,
                 _results_dir(results_dir),
                 days,
@@ -222,50 +203,14 @@ def run(
             )
     finally:
         gc.unfreeze()  # (the command may run inside a longer-lived process, as in tests)
-    result = outcome.result
-    streaming = sum(d.phase_seconds.get("streaming", 0.0) for d in result.days)
-    from core.api import statistics_of
-
-    statistics = statistics_of(result)
     if json_out:
         render.print_json(
-            {
-                "run_id": outcome.run_id,
-                "results": str(outcome.results_path),
-                "base_interval": result.report.base_interval,
-                "derived_intervals": result.report.derived_intervals,
-                "days": [
-                    {
-                        "date": d.session.isoformat(),
-                        "market_open": iso(d.market_open_ns),
-                        "market_close": iso(d.market_close_ns),
-                        "stream_start": iso(d.stream_start_ns),
-                        "stream_end": iso(d.stream_end_ns),
-                        "clock": iso(d.clock_ns),
-                        "bars": d.bars,
-                        "symbols": d.symbols,
-                        "quality": d.quality_mean,
-                        "phase_seconds": d.phase_seconds,
-                        **({"pnl": d.pnl, "equity": d.equity} if d.pnl is not None else {}),
-                    }
-                    for d in result.days
-                ],
-                "statistics": statistics.as_dict() if statistics is not None else None,
-                "totals": {
-                    "days": len(result.days),
-                    "symbols": len(result.report.symbols),
-                    "bars": result.bars,
-                    "seconds": result.seconds,
-                    "bars_per_second": result.bars / result.seconds if result.seconds else None,
-                    "streaming_seconds": streaming,
-                    "streaming_bars_per_second": result.bars / streaming if streaming else None,
-                },
-            }
+            api.run_document(outcome.run_id, outcome.results_path, outcome.result, outcome.statistics)
         )
     else:
-        render.run_summary(outcome, len(result.report.symbols))
-        if statistics is not None:
-            render.statistics_table(statistics)
+        render.run_summary(outcome, len(outcome.result.report.symbols))
+        if outcome.statistics is not None:
+            render.statistics_table(outcome.statistics)
     return 0
 
 
@@ -277,30 +222,17 @@ SeriesOpt = Annotated[bool, typer.Option("--series", help="Include each indicato
 
 
 def _show_day(
-    snapshot: Any,
+    snapshot: DaySnapshot,
     symbol: list[str] | None,
     interval: list[str] | None,
     series: bool,
     json_out: bool,
 ) -> int:
-    from core.errors import ConfigError
+    from core import api
 
-    for name in symbol or []:
-        if name not in snapshot.symbols:
-            raise ConfigError(
-                f"symbol {name} is not in the day",
-                where="--symbol",
-                hint=f"symbols: {', '.join(snapshot.symbols)}",
-            )
-    for name in interval or []:
-        if name not in snapshot.intervals:
-            raise ConfigError(
-                f"interval {name} is not in the day",
-                where="--interval",
-                hint=f"intervals: {', '.join(snapshot.intervals)}",
-            )
+    api.check_selection(snapshot, symbol or [], interval or [])
     if json_out:
-        render.print_json(snapshot.to_document(symbol, interval, series))
+        render.print_json(api.day_document(snapshot, symbol, interval, series))
     else:
         render.day_tables(snapshot, symbol or [], interval or [])
     return 0
@@ -316,9 +248,9 @@ def inspect_last_day(
     json_out: JsonOpt = False,
 ) -> int:
     """Show the last day of the latest run exactly as it ended."""
-    from core.api import last_day
+    from core import api
 
-    return _show_day(last_day(_results_dir(results_dir)), symbol, interval, series, json_out)
+    return _show_day(api.last_day(_results_dir(results_dir)), symbol, interval, series, json_out)
 
 
 @app.command("inspect-day")
@@ -349,10 +281,10 @@ def inspect_day(
     data changed since, which the output says). Replaying a run with strategies or
     custom scanners runs their code: pass --run-code to allow it.
     """
-    from core.api import last_day, replay_day
+    from core import api
 
     if day == "last-day":
-        snapshot = last_day(_results_dir(results_dir))
+        snapshot = api.last_day(_results_dir(results_dir))
     else:
         try:
             date = dt.date.fromisoformat(day)
@@ -361,7 +293,7 @@ def inspect_day(
                 f"{day!r} is neither last-day nor YYYY-MM-DD", param_hint="DAY"
             ) from None
         with render.RunProgress(quiet=True) as progress:
-            snapshot = replay_day(_results_dir(results_dir), date, on_event=progress, run_code=run_code)
+            snapshot = api.replay_day(_results_dir(results_dir), date, on_event=progress, run_code=run_code)
     return _show_day(snapshot, symbol, interval, series, json_out)
 
 
@@ -387,49 +319,33 @@ def data_sample(
     json_out: JsonOpt = False,
 ) -> int:
     """Write deterministic synthetic 1m bars on the calendar's real sessions."""
-    from calendars import TradingCalendar
-    from core.data.sample import SampleSpec, generated_symbols, write_sample
-    from core.data.store import ParquetStore
+    from core import api
 
-    names = (
-        generated_symbols(int(symbols))
+    names: list[str] | int = (
+        int(symbols)
         if symbols.strip().isdigit()
         else [s.strip() for s in symbols.split(",") if s.strip()]
     )
     if not names:
         raise typer.BadParameter("no symbols given", param_hint="--symbols")
-    first = start.date()
-    calendar = TradingCalendar(exchange, first, first + dt.timedelta(days=days * 7 // 5 + 30))
-    sessions = calendar.sessions_from(first, days)
-    root = _data_dir(data_dir)
-    rows = write_sample(
-        ParquetStore(root),
-        SampleSpec(names, [calendar.plan(s) for s in sessions], seed=seed, extended=extended, gaps=gaps),
+    sample = api.data_sample(
+        _data_dir(data_dir),
+        names,
+        start.date(),
+        days,
+        seed=seed,
+        exchange=exchange,
+        extended=extended,
+        gaps=gaps,
     )
+    written = (sample.data_dir, sample.symbols, sample.sessions, sample.rows)
     try:
-        return _sample_summary(root, names, sessions, rows, json_out)
+        if json_out:
+            render.print_json(api.sample_document(*written))
+        else:
+            render.sample_summary(*written)
     except KeyboardInterrupt:
         raise KeyboardInterrupt("the sample was written in full; only its summary was cut short") from None
-
-
-def _sample_summary(root: Path, names: list[str], sessions: list[dt.date], rows: int, json_out: bool) -> int:
-    """What `data sample` prints once the sample is written."""
-    summary = {
-        "data_dir": str(root),
-        "symbols": names if len(names) <= 50 else len(names),
-        "sessions": len(sessions),
-        "first": sessions[0].isoformat(),
-        "last": sessions[-1].isoformat(),
-        "rows": rows,
-    }
-    if json_out:
-        render.print_json(summary)
-    else:
-        render.stderr.print(
-            f"wrote {rows:,} 1m bars of {len(names)} symbol(s), {len(sessions)} sessions "
-            f"{sessions[0]} .. {sessions[-1]} to {root}",
-            highlight=False,
-        )
     return 0
 
 
@@ -477,13 +393,9 @@ def data_import(
     as file:line: reason on stderr; with --strict they fail the import (exit 4).
     """
     import zoneinfo
-    from contextlib import nullcontext
-
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from calendars import Interval
-    from core.data.importer import import_csv
-    from core.data.store import ParquetStore
+    from core import api
 
     if tz is not None:
         try:
@@ -498,75 +410,20 @@ def data_import(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--interval") from None
 
-    store = ParquetStore(_data_dir(data_dir))
-    bar = (
-        Progress(
-            TextColumn("import"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeElapsedColumn(),
-            console=render.stderr,
-            transient=True,
+    root = _data_dir(data_dir)
+    with render.ImportProgress() as progress:
+        report = api.data_import(
+            root, files, symbol, interval=interval, tz=tz, strict=strict, progress=progress.advance
         )
-        if render.stderr.is_terminal
-        else None
-    )
     try:
-        with bar or nullcontext():
-            task = bar.add_task("import", total=1.0) if bar else None
-
-            def advance(done: float) -> None:
-                if bar is not None and task is not None:
-                    bar.update(task, completed=done)
-
-            report = import_csv(
-                store,
-                files,
-                symbol,
-                interval=interval,
-                tz=tz,
-                strict=strict,
-                progress=advance if bar else None,
-            )
-    finally:
-        store.close()
-
-    try:
-        return _import_summary(store.root, report, json_out)
+        if json_out:
+            render.print_json(api.import_document(root, report, SHOWN_INVALID))
+        else:
+            render.import_summary(root, report, SHOWN_INVALID)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(
             f"the import of {report.symbol} was written in full; only its summary was cut short"
         ) from None
-
-
-def _import_summary(root: Path, report: Any, json_out: bool) -> int:
-    """What `data import` prints once the import is written."""
-    from core.reporting.snapshot import iso
-
-    if json_out:
-        render.print_json({"data_dir": str(root), **report.to_document(SHOWN_INVALID)})
-        return 0
-
-    def say(text: str) -> None:
-        render.stderr.print(text, markup=False, highlight=False)
-
-    say(f"imported {report.symbol} {report.interval} from {len(report.files)} file(s) into {root}")
-    say(
-        f"  rows read {report.rows_read:,}, imported {report.rows_imported:,} ({report.rows_new:,} new, "
-        f"{report.replaced:,} replaced), duplicates collapsed {report.duplicates_collapsed:,}, "
-        f"invalid {len(report.invalid):,}, other symbols {report.skipped_other_symbols:,}"
-    )
-    say(
-        f"  imported {iso(report.first_ns)} .. {iso(report.last_ns)}; "
-        f"the store now holds {report.rows_written:,} {report.interval} rows of {report.symbol}"
-    )
-    if report.invalid:
-        by_kind = sorted(report.invalid_counts.items(), key=lambda item: -item[1])
-        say("invalid rows, skipped: " + ", ".join(f"{n:,} {kind}" for kind, n in by_kind))
-        for row in report.invalid[:SHOWN_INVALID]:
-            say(f"  {row}")
-        if len(report.invalid) > SHOWN_INVALID:
-            say(f"  ... and {len(report.invalid) - SHOWN_INVALID:,} more")
     return 0
 
 
@@ -588,54 +445,28 @@ def data_check(
     another symbol. Warnings, what a run copes with: off-minute timestamps (left
     out), OHLC inconsistencies, exact duplicates. Each with counts and examples.
     """
-    from core.data.checks import check_store
+    from core import api
 
-    health = check_store(_data_dir(data_dir), symbol or None, interval)
+    health = api.data_check(_data_dir(data_dir), symbol or None, interval)
     if json_out:
-        render.print_json(health.as_dict())
+        render.print_json(api.health_document(health))
     else:
         render.store_health(health)
-    return 0 if health.ok else 4
+    return 0 if health.ok else EXIT_DATA
 
 
 @data_app.command("info")
 @handled
 def data_info(data_dir: DataDirOpt = None, json_out: JsonOpt = False) -> int:
     """List what the store holds: per interval and symbol, files, rows, first and last bar."""
-    from core.data.store import ParquetStore
+    from core import api
 
-    store = ParquetStore(_data_dir(data_dir))
-    store.check_root()
-    series = store.describe()
+    root = _data_dir(data_dir)
+    series = api.data_info(root)
     if json_out:
-        render.print_json(
-            {
-                "data_dir": str(store.root),
-                "series": [
-                    {
-                        "interval": s.interval,
-                        "symbol": s.symbol,
-                        "files": s.files,
-                        "rows": s.rows,
-                        "first": s.first.isoformat() if s.first else None,
-                        "last": s.last.isoformat() if s.last else None,
-                        "problem": s.problem,
-                    }
-                    for s in series
-                ],
-            }
-        )
-        return 0
-    from rich.table import Table
-
-    table = Table(title=str(store.root))
-    for name in ("interval", "symbol", "files", "rows", "first bar (UTC)", "last bar (UTC)", "problem"):
-        table.add_column(name, justify="right" if name in ("files", "rows") else "left")
-    for s in series:
-        table.add_row(
-            s.interval, s.symbol, str(s.files), f"{s.rows:,}", str(s.first), str(s.last), s.problem or ""
-        )
-    render.stdout.print(table)
+        render.print_json(api.store_document(root, series))
+    else:
+        render.store_series(root, series)
     return 0
 
 
@@ -662,60 +493,16 @@ def report(
     has the equity curve, the drawdown, the daily P&L and the trades. A run without
     strategies gets its facts instead: days, symbols, bars and data quality.
     """
-    from core.api import load_report
-    from core.reporting.html import render_facts_html, render_html
+    from core import api
 
-    loaded = load_report(_results_dir(results_dir), run_ref)
-    target = html_out or loaded.path.with_suffix(".html")
-    if target.is_dir():  # a folder: the report goes inside it, named by the run
-        target = target / f"{loaded.run_id}.html"
-    title = f"backtest run {loaded.run_id}"
-    if loaded.statistics is not None:
-        document = render_html(
-            title, loaded.statistics, loaded.curve_ns, loaded.curve_equity, loaded.trades, loaded.daily
-        )
-    else:
-        document = render_facts_html(title, loaded.facts(), loaded.days)
-    _write_text(target, document, "--html")
+    loaded = api.report(_results_dir(results_dir), run_ref, html_out)
     if json_out:
-        statistics = loaded.statistics.as_dict() if loaded.statistics is not None else {}
         render.print_json(
-            {
-                "run_id": loaded.run_id,
-                "html": str(target),
-                "strategies": loaded.statistics is not None,
-                **loaded.facts(),
-                "orders": loaded.orders,
-                **statistics,
-            }
+            api.report_document(loaded.run_id, loaded.html, loaded.facts(), loaded.orders, loaded.statistics)
         )
     else:
-        render.run_facts(loaded.run_id, loaded.facts())
-        if loaded.statistics is not None:
-            render.statistics_table(loaded.statistics, loaded.orders)
-        else:
-            render.stderr.print("no strategies in this run: no statistics", markup=False, highlight=False)
-        render.stderr.print(f"report written to {target}", markup=False, highlight=False)
+        render.report_summary(loaded)
     return 0
-
-
-def _write_text(target: Path, text: str, option: str) -> None:
-    """Write a file atomically (a temporary name, then a rename); a clear error if it cannot be."""
-    from core.errors import ResultsError
-
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise ResultsError(
-            f"cannot write {target}: {exc.strerror or exc}",
-            where=option,
-            hint="choose a writable file or folder",
-        ) from exc
 
 
 @app.command("runs")
@@ -727,12 +514,12 @@ def runs(results_dir: ResultsDirOpt = None, json_out: JsonOpt = False) -> int:
     strategies, days, symbols, total return and status (`latest` marks the one
     `inspect` and `report` read by default).
     """
-    from core.api import list_runs
+    from core import api
 
     root = _results_dir(results_dir)
-    found = list_runs(root)
+    found = api.list_runs(root)
     if json_out:
-        render.print_json({"results_dir": str(root), "runs": [r.as_dict() for r in found]})
+        render.print_json(api.runs_document(root, found))
     else:
         render.runs_table(found, root)
     return 0

@@ -1,23 +1,31 @@
-"""All terminal output: progress while a run goes, tables after it, errors.
+"""All terminal output: progress while a command works, tables after it, JSON, errors.
 
 Progress and logs go to stderr; stdout carries only results (and, with
 --json, exactly one JSON document).  Without a terminal, no animations:
-plain lines.
+plain lines.  Times become text through :mod:`calendars.timefmt` only.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from core.data.validation import ValidationReport
+from calendars.timefmt import hhmm, iso, local_hhmm, ns_of_iso
 from core.events import (
     BarsStreamed,
     DayFinished,
@@ -28,7 +36,18 @@ from core.events import (
     QualityAlert,
     RunStarted,
 )
-from core.reporting.snapshot import DaySnapshot, iso
+
+if TYPE_CHECKING:  # types only: the command line imports core/ when a command runs, not before
+    import datetime as dt
+
+    from core.api import RunOutcome, RunReport
+    from core.data.checks import StoreHealth
+    from core.data.importer import ImportReport
+    from core.data.store import StoredSeries
+    from core.data.validation import ValidationReport
+    from core.reporting.results import RunSummary
+    from core.reporting.snapshot import DaySnapshot
+    from core.reporting.stats import Statistics
 
 # Without a terminal (CI logs, pipes) tables get room instead of the 80-column default.
 _WIDE = None if sys.stdout.isatty() else 140
@@ -43,9 +62,16 @@ def print_json(document: Any) -> None:
 
 
 def error(message: str) -> None:
+    """One error paragraph on stderr."""
     stderr.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
 
 
+def note(text: str) -> None:
+    """One plain line on stderr (no markup, no highlighting)."""
+    stderr.print(text, markup=False, highlight=False)
+
+
+# -- progress -----------------------------------------------------------------------------------
 class RunProgress:
     """Renders coordinator events: a live display on a terminal, plain lines elsewhere."""
 
@@ -115,7 +141,7 @@ class RunProgress:
             if self._progress is not None:
                 self._progress.update(
                     self._task,
-                    bars=f"{event.bars:,}/{event.expected:,} bars  clock {_hhmm(event.clock_ns)} UTC",
+                    bars=f"{event.bars:,}/{event.expected:,} bars  clock {hhmm(event.clock_ns)} UTC",
                 )
         elif isinstance(event, DayFinished):
             result = event.result
@@ -144,65 +170,47 @@ class RunProgress:
         stderr.file.write(text + "\n")
 
 
-def _hhmm(ns: int) -> str:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).strftime("%H:%M")
+class ImportProgress:
+    """A progress bar of `data import` on a terminal; nothing elsewhere (``advance`` is then None)."""
 
-
-def _local(ns: int, tz: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=ZoneInfo(tz)).strftime("%H:%M")
-
-
-def _orders_and_fills(snapshot: DaySnapshot, symbols: list[str]) -> None:
-    wanted = [o for o in snapshot.orders if not symbols or o["symbol"] in symbols]
-    if wanted:
-        orders = Table(title=f"orders ({len(wanted)}; status at the close of the day)")
-        for name in ("id", "submitted", "symbol", "side", "qty", "type", "price", "tif", "status", "fill"):
-            orders.add_column(name, justify="right" if name in ("id", "qty", "price", "fill") else "left")
-        for o in wanted:
-            price = o.get("limit") if o["type"] == "limit" else o.get("stop")
-            orders.add_row(
-                str(o["id"]),
-                _local(o["submitted_ns"], snapshot.tz),
-                o["symbol"],
-                o["side"],
-                f"{o['quantity']:g}",
-                o["type"],
-                f"{price:.4f}" if price is not None else "-",
-                o["tif"],
-                o["status"],
-                f"{o['fill_price']:.4f}" if o.get("fill_price") is not None else "-",
+    def __init__(self) -> None:
+        self._bar = (
+            Progress(
+                TextColumn("import"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+                console=stderr,
+                transient=True,
             )
-        stdout.print(orders)
-    fills = [f for f in snapshot.fills if not symbols or f["symbol"] in symbols]
-    if fills:
-        table = Table(title="fills")
-        for name in ("time", "bar", "order", "symbol", "side", "qty", "price", "commission"):
-            table.add_column(
-                name, justify="right" if name in ("qty", "price", "commission", "order") else "left"
-            )
-        for f in fills:
-            table.add_row(
-                _local(f["ts_ns"], snapshot.tz),
-                _local(f["bar_ns"], snapshot.tz),
-                str(f["order_id"]),
-                f["symbol"],
-                f["side"],
-                f"{f['quantity']:g}",
-                f"{f['price']:.4f}",
-                f"{f['commission']:.4f}",
-            )
-        stdout.print(table)
+            if stderr.is_terminal
+            else None
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> ImportProgress:
+        if self._bar is not None:
+            self._bar.__enter__()
+            self._task = self._bar.add_task("import", total=1.0)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    @property
+    def advance(self) -> Callable[[float], None] | None:
+        """The callback the import reports its fraction done to; None without a terminal."""
+        return self._update if self._bar is not None else None
+
+    def _update(self, done: float) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=done)
 
 
-def _local_iso(text: str, tz: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.fromisoformat(text).astimezone(ZoneInfo(tz)).strftime("%H:%M")
-
-
+# -- validate and run ---------------------------------------------------------------------------
 def validation_report(report: ValidationReport, config_path: str) -> None:
+    """`validate`: the verdict, what validation chose, coverage per symbol, every problem."""
     status = "[green]valid[/]" if report.valid else "[red]invalid[/]"
     stdout.print(f"{escape(config_path)}: {status}", markup=True)
     table = Table(show_header=False, box=None)
@@ -236,7 +244,8 @@ def validation_report(report: ValidationReport, config_path: str) -> None:
         stdout.print(f"[yellow]warning[/] {escape(str(problem))}", markup=True, highlight=False)
 
 
-def run_summary(outcome: Any, symbols: int) -> None:
+def run_summary(outcome: RunOutcome, symbols: int) -> None:
+    """`run`: a row per day, then the run's totals and timings."""
     result = outcome.result
     days = Table(title=f"run {outcome.run_id}")
     trading = any(day.pnl is not None for day in result.days)
@@ -253,8 +262,8 @@ def run_summary(outcome: Any, symbols: int) -> None:
         days.add_row(
             str(i),
             day.session.isoformat(),
-            f"{_hhmm(day.market_open_ns)}-{_hhmm(day.market_close_ns)}",
-            _hhmm(day.clock_ns),
+            f"{hhmm(day.market_open_ns)}-{hhmm(day.market_close_ns)}",
+            hhmm(day.clock_ns),
             f"{day.bars:,}",
             f"{day.quality_mean:.3f}" if day.quality_mean is not None else "-",
             *((f"{day.pnl:,.2f}", f"{day.equity:,.2f}") if trading else ()),
@@ -288,69 +297,7 @@ def run_summary(outcome: Any, symbols: int) -> None:
     stdout.print(summary)
 
 
-def store_health(health: Any) -> None:
-    """`backtest data check`: a row per problem of each file (or the file, when clean)."""
-    table = Table(title=f"store health: {health.root}")
-    for name in ("symbol", "file", "rows", "severity", "problem", "count", "example"):
-        table.add_column(name, justify="right" if name in ("rows", "count") else "left")
-    styles = {"error": "bold red", "warning": "yellow"}
-    for row in health.table():
-        table.add_row(
-            row.symbol,
-            row.file,
-            "-" if row.rows is None else f"{row.rows:,}",
-            row.severity or "ok",
-            row.message,
-            "" if row.count is None else f"{row.count:,}",
-            row.example,
-            style=styles.get(row.severity or ""),
-        )
-    stdout.print(table)
-    verdict = "healthy" if health.ok else f"{health.errors} error(s)"
-    stderr.print(f"{verdict}, {health.warnings} warning(s)", markup=False, highlight=False)
-
-
-def run_facts(run_id: str, facts: dict[str, Any]) -> None:
-    """What every run has: days, symbols, bars, data quality."""
-    table = Table(title=f"run {run_id}", show_header=False)
-    table.add_column("figure", no_wrap=True)
-    table.add_column("value", justify="right")
-    quality = facts["quality_mean"]
-    symbols = facts["symbols"]
-    table.add_row("days", f"{facts['days']} ({facts['first']} .. {facts['last']})")
-    table.add_row("symbols", ", ".join(symbols) if len(symbols) <= 8 else f"{len(symbols)}")
-    table.add_row("bars streamed", f"{facts['bars']:,}")
-    table.add_row("mean data quality", "-" if quality is None else f"{quality:.3f}")
-    stdout.print(table)
-
-
-def runs_table(found: list[Any], results_dir: Any) -> None:
-    """`backtest runs`: one row per results file, newest first."""
-    if not found:
-        stderr.print(f"no runs in {results_dir}", markup=False, highlight=False)
-        return
-    table = Table(title=f"runs in {results_dir}")
-    columns = ("", "run id", "written (UTC)", "config", "strategies", "days", "symbols", "return", "status")
-    for name in columns:
-        table.add_column(name, justify="right" if name in ("days", "return") else "left")
-    for run in found:
-        row = run.as_dict()
-        symbols = row["symbols"]
-        table.add_row(
-            "*" if run.latest else "",
-            run.run_id,
-            row["written"].replace("T", " ")[:19],
-            row["config"] or "-",
-            ", ".join(row["strategies"]) or "-",
-            f"{run.days} ({row['first']} .. {row['last']})" if run.days else "-",
-            ", ".join(symbols) if len(symbols) <= 4 else f"{len(symbols)} symbols",
-            "-" if run.total_return is None else f"{run.total_return * 100:.2f} %",
-            run.status,
-        )
-    stdout.print(table)
-
-
-def statistics_table(stats: Any, orders: dict[str, int] | None = None) -> None:
+def statistics_table(stats: Statistics, orders: dict[str, int] | None = None) -> None:
     """The final statistics of a run with strategies."""
     table = Table(title="statistics", show_header=False)
     table.add_column("figure", no_wrap=True)
@@ -378,8 +325,30 @@ def statistics_table(stats: Any, orders: dict[str, int] | None = None) -> None:
     stdout.print(table)
 
 
+# -- inspect: one day, a table each -------------------------------------------------------------
 def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) -> None:
-    """Rich tables of one day: per symbol, bars per interval, first/last bar, quality."""
+    """One day as it ended: its header, then bars, indicators, scans, insertions, orders, fills
+    and data quality (a table each; an empty one is left out), only ``symbols`` / ``intervals``
+    when given."""
+    chosen = [s for s in snapshot.symbols if not symbols or s in symbols]
+    shown_intervals = [i for i in snapshot.intervals if not intervals or i in intervals]
+    _day_header(snapshot)
+    tables = (
+        _bars_table(snapshot, chosen, shown_intervals),
+        _indicators_table(snapshot, chosen, shown_intervals),
+        _scans_table(snapshot),
+        _insertions_table(snapshot),
+        _orders_table(snapshot, symbols),
+        _fills_table(snapshot, symbols),
+        _quality_table(snapshot, chosen, symbols),
+    )
+    for table in tables:
+        if table is not None:
+            stdout.print(table)
+
+
+def _day_header(snapshot: DaySnapshot) -> None:
+    """The day's line (hours, clock, state, run) and, for a replay, whether it is faithful."""
     head = (
         f"{snapshot.date} {snapshot.exchange}  open {iso(snapshot.market_open_ns)}  "
         f"close {iso(snapshot.market_close_ns)}  clock {iso(snapshot.clock_ns)}  "
@@ -389,87 +358,148 @@ def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) 
     replay = snapshot.replay
     if replay is not None:
         if replay["faithful"]:
-            note = f"replayed {replay['date']} from the run's state at its open (same code and data)"
+            line = f"replayed {replay['date']} from the run's state at its open (same code and data)"
         else:
-            note = f"replayed {replay['date']}, NOT faithful: " + "; ".join(replay["reasons"])
-        stdout.print(note, markup=False, style=None if replay["faithful"] else "bold yellow")
+            line = f"replayed {replay['date']}, NOT faithful: " + "; ".join(replay["reasons"])
+        stdout.print(line, markup=False, style=None if replay["faithful"] else "bold yellow")
+
+
+def _bars_table(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) -> Table:
+    """Per symbol and interval: bars, first and last bar (exchange time), last close, partial bars."""
     table = Table(title="bars")
     for name in ("symbol", "interval", "bars", "first bar", "last bar", "last close", "partial"):
         name = f"{name} ({snapshot.tz})" if name in ("first bar", "last bar") else name
         table.add_column(name, justify="right" if name in ("bars", "last close") else "left")
-    chosen = [s for s in snapshot.symbols if not symbols or s in symbols]
-    shown_intervals = [i for i in snapshot.intervals if not intervals or i in intervals]
-    for symbol in chosen:
-        for interval in shown_intervals:
+    for symbol in symbols:
+        for interval in intervals:
             bars = snapshot.bars[(symbol, interval)]
             if len(bars):
-                first, last = (
-                    _local(int(bars.ts[0]), snapshot.tz),
-                    _local(int(bars.ts[-1]), snapshot.tz),
-                )
+                first = local_hhmm(int(bars.ts[0]), snapshot.tz)
+                last = local_hhmm(int(bars.ts[-1]), snapshot.tz)
                 close = f"{bars.close[-1]:.4f}"
             else:
                 first = last = close = "-"
             table.add_row(
                 symbol, interval, f"{len(bars):,}", first, last, close, str(int(bars.partial.sum()))
             )
-    stdout.print(table)
-    if snapshot.indicator_keys:
-        from core.reporting.snapshot import key_interval
+    return table
 
-        indicators = Table(title="indicators (latest value)")
-        for name in ("symbol", "indicator", "bar", "value", "ready"):
-            indicators.add_column(name, justify="right" if name == "value" else "left")
-        for symbol in chosen:
-            for key in snapshot.indicator_keys:
-                if key_interval(key) not in shown_intervals:
-                    continue
-                ts, values = snapshot.indicators[(symbol, key)]
-                last = float(values[-1]) if values.size else float("nan")
-                ready = values.size > 0 and last == last
-                indicators.add_row(
-                    symbol,
-                    key,
-                    _local(int(ts[-1]), snapshot.tz) if ts.size else "-",
-                    f"{last:.4f}" if ready else "-",
-                    "yes" if ready else "[yellow]not ready[/]",
-                )
-        stdout.print(indicators)
-    if snapshot.scans:
-        scans = Table(title="scans")
-        for name in ("time", "scanner", "phase", "status", "top matches", "added", "removed"):
-            scans.add_column(name, overflow="fold")
-        for scan in snapshot.scans:
-            matches = ", ".join(f"{m['symbol']} {m['score']:.2f}" for m in scan.get("matches", [])[:5])
-            scans.add_row(
-                _local_iso(scan["time"], snapshot.tz),
-                scan["scanner"],
-                scan["phase"],
-                scan["status"] if scan["status"] == "ok" else f"{scan['status']}: {scan.get('reason', '')}",
-                matches or "-",
-                ", ".join(scan.get("added", [])) or "-",
-                ", ".join(scan.get("removed", [])) or "-",
+
+def _indicators_table(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) -> Table | None:
+    """Each indicator's latest value and the bar it belongs to; None without indicators."""
+    if not snapshot.indicator_keys:
+        return None
+    table = Table(title="indicators (latest value)")
+    for name in ("symbol", "indicator", "bar", "value", "ready"):
+        table.add_column(name, justify="right" if name == "value" else "left")
+    for symbol in symbols:
+        for key in snapshot.indicator_keys_of(intervals):
+            ts, values = snapshot.indicators[(symbol, key)]
+            value = float(values[-1]) if values.size else float("nan")
+            ready = values.size > 0 and value == value
+            table.add_row(
+                symbol,
+                key,
+                local_hhmm(int(ts[-1]), snapshot.tz) if ts.size else "-",
+                f"{value:.4f}" if ready else "-",
+                "yes" if ready else "[yellow]not ready[/]",
             )
-        stdout.print(scans)
-    if snapshot.insertions:
-        inserted = Table(title="insertions")
-        for name in ("time", "symbol", "source", "status"):
-            inserted.add_column(name)
-        for item in snapshot.insertions:
-            inserted.add_row(
-                _local_iso(item["clock"], snapshot.tz), item["symbol"], item["source"], item["status"]
-            )
-        stdout.print(inserted)
-    _orders_and_fills(snapshot, symbols)
-    quality = Table(title="data quality (regular hours, base interval)")
+    return table
+
+
+def _scans_table(snapshot: DaySnapshot) -> Table | None:
+    """Each scan of the day: when, which scanner, its status and top matches; None without scans."""
+    if not snapshot.scans:
+        return None
+    table = Table(title="scans")
+    for name in ("time", "scanner", "phase", "status", "top matches", "added", "removed"):
+        table.add_column(name, overflow="fold")
+    for scan in snapshot.scans:
+        matches = ", ".join(f"{m['symbol']} {m['score']:.2f}" for m in scan.get("matches", [])[:5])
+        table.add_row(
+            local_hhmm(ns_of_iso(scan["time"]), snapshot.tz),
+            scan["scanner"],
+            scan["phase"],
+            scan["status"] if scan["status"] == "ok" else f"{scan['status']}: {scan.get('reason', '')}",
+            matches or "-",
+            ", ".join(scan.get("added", [])) or "-",
+            ", ".join(scan.get("removed", [])) or "-",
+        )
+    return table
+
+
+def _insertions_table(snapshot: DaySnapshot) -> Table | None:
+    """Each symbol inserted (or removed) during the day; None without any."""
+    if not snapshot.insertions:
+        return None
+    table = Table(title="insertions")
+    for name in ("time", "symbol", "source", "status"):
+        table.add_column(name)
+    for item in snapshot.insertions:
+        table.add_row(
+            local_hhmm(ns_of_iso(item["clock"]), snapshot.tz), item["symbol"], item["source"], item["status"]
+        )
+    return table
+
+
+def _orders_table(snapshot: DaySnapshot, symbols: list[str]) -> Table | None:
+    """The orders alive on the day as they stood at its close; None without any."""
+    wanted = [o for o in snapshot.orders if not symbols or o["symbol"] in symbols]
+    if not wanted:
+        return None
+    table = Table(title=f"orders ({len(wanted)}; status at the close of the day)")
+    for name in ("id", "submitted", "symbol", "side", "qty", "type", "price", "tif", "status", "fill"):
+        table.add_column(name, justify="right" if name in ("id", "qty", "price", "fill") else "left")
+    for o in wanted:
+        price = o.get("limit") if o["type"] == "limit" else o.get("stop")
+        table.add_row(
+            str(o["id"]),
+            local_hhmm(o["submitted_ns"], snapshot.tz),
+            o["symbol"],
+            o["side"],
+            f"{o['quantity']:g}",
+            o["type"],
+            f"{price:.4f}" if price is not None else "-",
+            o["tif"],
+            o["status"],
+            f"{o['fill_price']:.4f}" if o.get("fill_price") is not None else "-",
+        )
+    return table
+
+
+def _fills_table(snapshot: DaySnapshot, symbols: list[str]) -> Table | None:
+    """The day's fills: when, on which bar, of which order; None without any."""
+    fills = [f for f in snapshot.fills if not symbols or f["symbol"] in symbols]
+    if not fills:
+        return None
+    table = Table(title="fills")
+    for name in ("time", "bar", "order", "symbol", "side", "qty", "price", "commission"):
+        table.add_column(name, justify="right" if name in ("qty", "price", "commission", "order") else "left")
+    for f in fills:
+        table.add_row(
+            local_hhmm(f["ts_ns"], snapshot.tz),
+            local_hhmm(f["bar_ns"], snapshot.tz),
+            str(f["order_id"]),
+            f["symbol"],
+            f["side"],
+            f"{f['quantity']:g}",
+            f"{f['price']:.4f}",
+            f"{f['commission']:.4f}",
+        )
+    return table
+
+
+def _quality_table(snapshot: DaySnapshot, chosen: list[str], symbols: list[str]) -> Table:
+    """Data quality of each shown symbol, the ones dropped from the session after them."""
+    table = Table(title="data quality (regular hours, base interval)")
     for name in ("symbol", "score", "present/expected", "largest gap", "bad OHLC", "dup", "history"):
-        quality.add_column(name, justify="left" if name == "symbol" else "right")
+        table.add_column(name, justify="left" if name == "symbol" else "right")
     for symbol in [*chosen, *(s for s in snapshot.dropped if not symbols or s in symbols)]:
         record = snapshot.quality.get(symbol) or snapshot.dropped.get(symbol)
         if record is None:
             continue
         history = "-" if record.history_score is None else f"{record.history_score:.3f}"
-        quality.add_row(
+        table.add_row(
             symbol,
             "dropped" if record.dropped else f"{record.score:.3f}",
             f"{record.present_bars}/{record.expected_bars}",
@@ -478,4 +508,125 @@ def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) 
             str(record.duplicates),
             history,
         )
-    stdout.print(quality)
+    return table
+
+
+# -- report and runs ----------------------------------------------------------------------------
+def report_summary(report: RunReport) -> None:
+    """`report`: the run's facts, its statistics (or why there are none), where the HTML went."""
+    run_facts(report.run_id, report.facts())
+    if report.statistics is not None:
+        statistics_table(report.statistics, report.orders)
+    else:
+        note("no strategies in this run: no statistics")
+    note(f"report written to {report.html}")
+
+
+def run_facts(run_id: str, facts: dict[str, Any]) -> None:
+    """What every run has: days, symbols, bars, data quality."""
+    table = Table(title=f"run {run_id}", show_header=False)
+    table.add_column("figure", no_wrap=True)
+    table.add_column("value", justify="right")
+    quality = facts["quality_mean"]
+    symbols = facts["symbols"]
+    table.add_row("days", f"{facts['days']} ({facts['first']} .. {facts['last']})")
+    table.add_row("symbols", ", ".join(symbols) if len(symbols) <= 8 else f"{len(symbols)}")
+    table.add_row("bars streamed", f"{facts['bars']:,}")
+    table.add_row("mean data quality", "-" if quality is None else f"{quality:.3f}")
+    stdout.print(table)
+
+
+def runs_table(found: list[RunSummary], results_dir: Path) -> None:
+    """`backtest runs`: one row per results file, newest first."""
+    if not found:
+        note(f"no runs in {results_dir}")
+        return
+    table = Table(title=f"runs in {results_dir}")
+    columns = ("", "run id", "written (UTC)", "config", "strategies", "days", "symbols", "return", "status")
+    for name in columns:
+        table.add_column(name, justify="right" if name in ("days", "return") else "left")
+    for run in found:
+        symbols = run.symbols or []
+        table.add_row(
+            "*" if run.latest else "",
+            run.run_id,
+            iso(run.modified_ns).replace("T", " ")[:19],
+            run.config_path or "-",
+            ", ".join(run.strategies or []) or "-",
+            f"{run.days} ({_date(run.first)} .. {_date(run.last)})" if run.days else "-",
+            ", ".join(symbols) if len(symbols) <= 4 else f"{len(symbols)} symbols",
+            "-" if run.total_return is None else f"{run.total_return * 100:.2f} %",
+            run.status,
+        )
+    stdout.print(table)
+
+
+def _date(day: dt.date | None) -> str | None:
+    """A day as JSON writes it (``None`` stays ``None``, and shows so)."""
+    return day.isoformat() if day else None
+
+
+# -- the data store -----------------------------------------------------------------------------
+def sample_summary(data_dir: Path, symbols: list[str], sessions: list[dt.date], rows: int) -> None:
+    """`data sample`: what was written where."""
+    stderr.print(
+        f"wrote {rows:,} 1m bars of {len(symbols)} symbol(s), {len(sessions)} sessions "
+        f"{sessions[0]} .. {sessions[-1]} to {data_dir}",
+        highlight=False,
+    )
+
+
+def import_summary(data_dir: Path, report: ImportReport, listed_invalid: int) -> None:
+    """`data import`: rows read, imported, replaced and skipped, the span imported, invalid rows
+    (the first ``listed_invalid`` of them as ``file:line: reason``)."""
+    note(f"imported {report.symbol} {report.interval} from {len(report.files)} file(s) into {data_dir}")
+    note(
+        f"  rows read {report.rows_read:,}, imported {report.rows_imported:,} ({report.rows_new:,} new, "
+        f"{report.replaced:,} replaced), duplicates collapsed {report.duplicates_collapsed:,}, "
+        f"invalid {len(report.invalid):,}, other symbols {report.skipped_other_symbols:,}"
+    )
+    note(
+        f"  imported {iso(report.first_ns)} .. {iso(report.last_ns)}; "
+        f"the store now holds {report.rows_written:,} {report.interval} rows of {report.symbol}"
+    )
+    if report.invalid:
+        by_kind = sorted(report.invalid_counts.items(), key=lambda item: -item[1])
+        note("invalid rows, skipped: " + ", ".join(f"{n:,} {kind}" for kind, n in by_kind))
+        for row in report.invalid[:listed_invalid]:
+            note(f"  {row}")
+        if len(report.invalid) > listed_invalid:
+            note(f"  ... and {len(report.invalid) - listed_invalid:,} more")
+
+
+def store_health(health: StoreHealth) -> None:
+    """`backtest data check`: a row per problem of each file (or the file, when clean)."""
+    table = Table(title=f"store health: {health.root}")
+    for name in ("symbol", "file", "rows", "severity", "problem", "count", "example"):
+        table.add_column(name, justify="right" if name in ("rows", "count") else "left")
+    styles = {"error": "bold red", "warning": "yellow"}
+    for row in health.table():
+        table.add_row(
+            row.symbol,
+            row.file,
+            "-" if row.rows is None else f"{row.rows:,}",
+            row.severity or "ok",
+            row.message,
+            "" if row.count is None else f"{row.count:,}",
+            row.example,
+            style=styles.get(row.severity or ""),
+        )
+    stdout.print(table)
+    verdict = "healthy" if health.ok else f"{health.errors} error(s)"
+    note(f"{verdict}, {health.warnings} warning(s)")
+
+
+def store_series(data_dir: Path, series: list[StoredSeries]) -> None:
+    """`backtest data info`: per interval and symbol, files, rows, first and last bar, problem."""
+    table = Table(title=str(data_dir))
+    for name in ("interval", "symbol", "files", "rows", "first bar (UTC)", "last bar (UTC)", "problem"):
+        table.add_column(name, justify="right" if name in ("files", "rows") else "left")
+    for s in series:
+        table.add_row(
+            s.interval, s.symbol, str(s.files), f"{s.rows:,}", str(s.first), str(s.last), s.problem or ""
+        )
+    stdout.print(table)

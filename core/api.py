@@ -1,39 +1,160 @@
-"""Whole runs: run a config and persist it, read the last day, replay one day.
+"""The one entry to core/ for the command line: every command is a call here.
 
-The command line calls these; they hold no terminal logic.
+Validate a config, run it and save the results, read or replay a day, report on a run,
+list runs, and the data store's sample, import, check and info.  The functions delegate
+to the parts that do the work and return data; the JSON documents of the results are
+:mod:`core.reporting.documents` (re-exported here).  Nothing here prints.
+
+The parts are imported inside the functions, when a command needs them: ``backtest
+--help`` imports none of them, and `run` can start DuckDB's connection before the
+engine is imported (:func:`prepare_run`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib
 import json
-from dataclasses import dataclass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from core.errors import ConfigError, ConsentError, NoResultsError, NotInRunError, ResultsError
+from core.reporting.documents import (
+    day_document,
+    health_document,
+    import_document,
+    report_document,
+    run_document,
+    run_facts,
+    runs_document,
+    sample_document,
+    store_document,
+    validation_document,
+)
 
-from core.config import SessionConfig, config_from_json
-from core.engine.coordinator import RunResult, SessionCoordinator
-from core.errors import ConfigError, ConsentError, NoResultsError, NotInRunError
-from core.events import DayResult, EventHandler
-from core.execution.broker import Portfolio
-from core.reporting.identity import RunInputs, run_id, run_inputs, source_files
-from core.reporting.results import ResultsStore, RunRecord, RunSummary, orders_by_id
-from core.reporting.snapshot import DaySnapshot
-from core.reporting.stats import Statistics, Trade, compute_statistics, round_trips
+if TYPE_CHECKING:
+    import numpy as np
+
+    from core.config import SessionConfig
+    from core.data.checks import StoreHealth
+    from core.data.importer import ImportReport
+    from core.data.store import StoredSeries
+    from core.data.validation import ValidationReport
+    from core.engine.coordinator import RunResult
+    from core.events import DayResult, EventHandler
+    from core.reporting.identity import RunInputs
+    from core.reporting.results import RunRecord, RunSummary
+    from core.reporting.snapshot import DaySnapshot
+    from core.reporting.stats import Statistics, Trade
+
+__all__ = [
+    "RunOutcome",
+    "RunReport",
+    "SampleOutcome",
+    "capture",
+    "check_selection",
+    "data_check",
+    "data_import",
+    "data_info",
+    "data_sample",
+    "day_document",
+    "health_document",
+    "import_document",
+    "last_day",
+    "latest_run",
+    "list_runs",
+    "load_config",
+    "load_report",
+    "orders_of_day",
+    "prepare_run",
+    "replay_day",
+    "report",
+    "report_document",
+    "run_and_save",
+    "run_document",
+    "run_facts",
+    "run_id_of",
+    "runs_document",
+    "sample_document",
+    "statistics_of",
+    "store_document",
+    "validate",
+    "validation_document",
+]
 
 
+# -- config and validation ----------------------------------------------------------------------
+def load_config(
+    path: Path, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
+) -> SessionConfig:
+    """The effective config: ``path``, then the ``BACKTEST_*`` environment, then ``overrides``
+    (the command line; ``flags`` names the flag of each overridden key, for errors)."""
+    from core.config import load_config as load
+
+    return load(path, overrides, flags=flags)
+
+
+def validate(config: SessionConfig, days_limit: int | None = None) -> ValidationReport:
+    """Check ``config``, its data and its scanner and strategy classes once, as a run does
+    before its first day; registers nothing."""
+    from core.data.validation import validate as check
+    from core.engine.assembly import check_classes
+
+    return check(config, days_limit, check_classes=check_classes)
+
+
+# -- run ----------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
+    """A run, saved: its id and results file, what it did, its last day and statistics."""
+
     run_id: str
     results_path: Path
     result: RunResult
     snapshot: DaySnapshot
+    statistics: Statistics | None = None  # None: the run has no strategies
+
+
+# What :func:`run_and_save` imports, in the order :func:`prepare_run` loads it.
+_RUN_MODULES = (
+    "core.config",
+    "core.engine.coordinator",
+    "core.execution.broker",
+    "core.reporting.identity",
+    "core.reporting.results",
+    "core.reporting.stats",
+)
+
+
+def prepare_run() -> None:
+    """Start opening DuckDB's connection on another thread, and import the engine meanwhile.
+
+    The connection (~15 ms inside DuckDB, without the GIL) overlaps the imports; and what a
+    run needs is loaded before the run starts, so a command that then moves everything
+    loaded out of the garbage collector's reach (``gc.freeze``) moves the engine too.
+    """
+    from core.data.store import connect_in_background
+
+    connect_in_background()
+    for name in _RUN_MODULES:
+        importlib.import_module(name)
+
+
+def latest_run(results_dir: Path) -> Path:
+    """The results file the ``latest`` pointer of ``results_dir`` names."""
+    from core.reporting.results import ResultsStore
+
+    return ResultsStore(results_dir).latest()
 
 
 def run_id_of(config: SessionConfig, sessions: list[str], inputs: RunInputs) -> str:
     """Stable id: the same effective config, sessions, code and data give the same id."""
+    from core.reporting.identity import run_id
+
     return run_id(config, sessions, inputs)
 
 
@@ -53,6 +174,11 @@ def run_and_save(
     that run's final portfolio (cash, positions, open orders) and strategy states
     into this one: running days 1..k, then k+1..N resumed from it, equals running 1..N.
     """
+    from core.engine.coordinator import SessionCoordinator
+    from core.execution.broker import Portfolio
+    from core.reporting.identity import run_inputs
+    from core.reporting.results import ResultsStore, RunRecord
+
     results = ResultsStore(results_dir)
     results.check_writable()
     portfolio, states = None, None
@@ -81,7 +207,7 @@ def run_and_save(
         inputs=inputs,
     )
     path = results.write(record, snapshot, result)
-    return RunOutcome(run_id, path, result, snapshot)
+    return RunOutcome(run_id, path, result, snapshot, statistics_of(result))
 
 
 def _check_resumable(
@@ -90,6 +216,8 @@ def _check_resumable(
     """A run resumes another only where it continues it: same exchange and strategies, a start
     after the earlier run's last day, the same starting cash (the carried cash is what it starts
     with), and every carried position and open order in a symbol of its session."""
+    from core.config import config_from_json
+
     before = config_from_json(earlier.config_json)
     problems = []
     if before.session.exchange != config.session.exchange:
@@ -127,8 +255,32 @@ def _check_resumable(
         )
 
 
+def statistics_of(result: RunResult) -> Statistics | None:
+    """The statistics of an in-memory run with strategies (None without)."""
+    import numpy as np
+
+    from core.reporting.stats import compute_statistics, round_trips
+
+    ledger = result.ledger
+    if ledger is None or not ledger.daily:
+        return None
+    first = result.days[0]
+    opening = (first.equity or 0.0) - (first.pnl or 0.0)
+    return compute_statistics(
+        opening,
+        ledger.daily,
+        np.asarray(ledger.curve_ns),
+        np.asarray(ledger.curve_equity),
+        np.asarray(ledger.curve_exposed),
+        round_trips(ledger.fills),
+    )
+
+
+# -- inspect ------------------------------------------------------------------------------------
 def last_day(results_dir: Path) -> DaySnapshot:
     """The last day of the latest run, as stored."""
+    from core.reporting.results import ResultsStore
+
     _, snapshot = ResultsStore(results_dir).read()
     return snapshot
 
@@ -145,6 +297,12 @@ def replay_day(
     config names strategy or scanner code is replayed only with ``run_code``: a results
     file may come from someone else, and replaying executes the files it names.
     """
+    from core.config import config_from_json
+    from core.engine.coordinator import SessionCoordinator
+    from core.execution.broker import Portfolio
+    from core.reporting.identity import run_inputs, source_files
+    from core.reporting.results import ResultsStore
+
     results = ResultsStore(results_dir)
     path = results.latest()
     record, stored_last = results.read(path)
@@ -186,8 +344,28 @@ def replay_day(
     return snapshot
 
 
+def check_selection(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) -> None:
+    """Refuse a ``--symbol`` or ``--interval`` the day does not have, listing the ones it has."""
+    for name in symbols:
+        if name not in snapshot.symbols:
+            raise ConfigError(
+                f"symbol {name} is not in the day",
+                where="--symbol",
+                hint=f"symbols: {', '.join(snapshot.symbols)}",
+            )
+    for name in intervals:
+        if name not in snapshot.intervals:
+            raise ConfigError(
+                f"interval {name} is not in the day",
+                where="--interval",
+                hint=f"intervals: {', '.join(snapshot.intervals)}",
+            )
+
+
 def capture(run_id: str, result: RunResult) -> DaySnapshot:
     """The last day of ``result`` as a snapshot, with its scans, insertions and pauses."""
+    from core.reporting.snapshot import DaySnapshot
+
     assert result.session_data is not None and result.clock is not None
     log = result.last_day
     snapshot = DaySnapshot.capture(
@@ -209,6 +387,8 @@ def capture(run_id: str, result: RunResult) -> DaySnapshot:
 def orders_of_day(result: RunResult, day: str) -> list[dict[str, Any]]:
     """The orders alive on ``day`` (submitted that day or carried into it), one row each, as
     they stood at its close: the rows of the results' ``orders`` table for those orders."""
+    from core.reporting.results import orders_by_id
+
     assert result.ledger is not None
     rows = [row for row in result.ledger.order_rows if row[0] <= day]
     alive = {row[1].id for row in rows if row[0] == day}
@@ -216,6 +396,7 @@ def orders_of_day(result: RunResult, day: str) -> list[dict[str, Any]]:
     return [order for order in orders_by_id(rows, stream_ends) if order["id"] in alive]
 
 
+# -- report and runs ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RunReport:
     """What `backtest report` shows: the run's facts and, with strategies, statistics, round trips,
@@ -231,39 +412,18 @@ class RunReport:
     curve_ns: np.ndarray
     curve_equity: np.ndarray
     orders: dict[str, int]  # by final status (one row per order), with "total"
+    html: Path | None = None  # where :func:`report` wrote the HTML report
 
     def facts(self) -> dict[str, Any]:
         """Days, symbols, bars and data quality: what every run has."""
-        quality = [d.quality_mean for d in self.days if d.quality_mean is not None]
-        return {
-            "days": len(self.days),
-            "first": self.days[0].session.isoformat() if self.days else None,
-            "last": self.days[-1].session.isoformat() if self.days else None,
-            "symbols": self.symbols,
-            "bars": sum(d.bars for d in self.days),
-            "quality_mean": float(np.mean(quality)) if quality else None,
-        }
-
-
-def statistics_of(result: RunResult) -> Statistics | None:
-    """The statistics of an in-memory run with strategies (None without)."""
-    ledger = result.ledger
-    if ledger is None or not ledger.daily:
-        return None
-    first = result.days[0]
-    opening = (first.equity or 0.0) - (first.pnl or 0.0)
-    return compute_statistics(
-        opening,
-        ledger.daily,
-        np.asarray(ledger.curve_ns),
-        np.asarray(ledger.curve_equity),
-        np.asarray(ledger.curve_exposed),
-        round_trips(ledger.fills),
-    )
+        return run_facts(self.days, self.symbols)
 
 
 def load_report(results_dir: Path, run: str | None = None) -> RunReport:
     """The report of a stored run: ``run`` is a run id, a results file, or None for the latest."""
+    from core.reporting.results import ResultsStore
+    from core.reporting.stats import compute_statistics
+
     store = ResultsStore(results_dir)
     if run is None:
         path = store.latest()
@@ -302,6 +462,119 @@ def load_report(results_dir: Path, run: str | None = None) -> RunReport:
     )
 
 
+def report(results_dir: Path, run: str | None = None, html: Path | None = None) -> RunReport:
+    """:func:`load_report`, and its self-contained HTML report written to ``html`` (a file, or a
+    folder to write ``<run_id>.html`` into; default: beside the results file)."""
+    from core.reporting.html import render_facts_html, render_html
+
+    loaded = load_report(results_dir, run)
+    target = html or loaded.path.with_suffix(".html")
+    if target.is_dir():  # a folder: the report goes inside it, named by the run
+        target = target / f"{loaded.run_id}.html"
+    title = f"backtest run {loaded.run_id}"
+    if loaded.statistics is not None:
+        document = render_html(
+            title, loaded.statistics, loaded.curve_ns, loaded.curve_equity, loaded.trades, loaded.daily
+        )
+    else:
+        document = render_facts_html(title, loaded.facts(), loaded.days)
+    _write_text(target, document, "--html")
+    return replace(loaded, html=target)
+
+
+def _write_text(target: Path, text: str, option: str) -> None:
+    """Write a file atomically (a temporary name, then a rename); a clear error if it cannot be."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ResultsError(
+            f"cannot write {target}: {exc.strerror or exc}",
+            where=option,
+            hint="choose a writable file or folder",
+        ) from exc
+
+
 def list_runs(results_dir: Path) -> list[RunSummary]:
     """Every run in the results directory, newest first."""
+    from core.reporting.results import ResultsStore
+
     return ResultsStore(results_dir).runs()
+
+
+# -- the data store -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SampleOutcome:
+    """What `data sample` wrote: its symbols over its sessions, ``rows`` 1m bars in all."""
+
+    data_dir: Path
+    symbols: list[str]
+    sessions: list[dt.date]
+    rows: int
+
+
+def data_sample(
+    data_dir: Path,
+    symbols: list[str] | int,
+    start: dt.date,
+    days: int,
+    seed: int = 7,
+    exchange: str = "XNYS",
+    extended: bool = False,
+    gaps: bool = True,
+) -> SampleOutcome:
+    """Write deterministic synthetic 1m bars of ``symbols`` (names, or a count of generated ones)
+    on the ``days`` sessions of ``exchange`` from ``start`` (or the next session)."""
+    from calendars import TradingCalendar
+    from core.data.sample import SampleSpec, generated_symbols, write_sample
+    from core.data.store import ParquetStore
+
+    names = generated_symbols(symbols) if isinstance(symbols, int) else list(symbols)
+    calendar = TradingCalendar(exchange, start, start + dt.timedelta(days=days * 7 // 5 + 30))
+    sessions = calendar.sessions_from(start, days)
+    rows = write_sample(
+        ParquetStore(data_dir),
+        SampleSpec(names, [calendar.plan(s) for s in sessions], seed=seed, extended=extended, gaps=gaps),
+    )
+    return SampleOutcome(data_dir, names, sessions, rows)
+
+
+def data_import(
+    data_dir: Path,
+    files: list[str],
+    symbol: str,
+    interval: str = "1m",
+    tz: str | None = None,
+    strict: bool = False,
+    progress: Callable[[float], None] | None = None,
+) -> ImportReport:
+    """Import CSV files (paths or glob patterns) of one symbol into the store at ``data_dir``;
+    ``progress`` is told the fraction done as the import goes."""
+    from core.data.importer import import_csv
+    from core.data.store import ParquetStore
+
+    store = ParquetStore(data_dir)
+    try:
+        return import_csv(store, files, symbol, interval=interval, tz=tz, strict=strict, progress=progress)
+    finally:
+        store.close()
+
+
+def data_check(data_dir: Path, symbols: list[str] | None = None, interval: str | None = None) -> StoreHealth:
+    """The store's health, file by file (only ``symbols`` / ``interval`` when given)."""
+    from core.data.checks import check_store
+
+    return check_store(data_dir, symbols, interval)
+
+
+def data_info(data_dir: Path) -> list[StoredSeries]:
+    """What the store holds: per interval and symbol, files, rows, first and last bar."""
+    from core.data.store import ParquetStore
+
+    store = ParquetStore(data_dir)
+    store.check_root()
+    return store.describe()

@@ -4,6 +4,6 @@ The engine's own modules live in :mod:`core.engine`; this module is the stable n
 user code imports from.
 """
 
-from core.engine.scanners import CannotRun, Match, Scanner, ScanView
+from core.engine.scanners.view import CannotRun, Match, Scanner, ScanView
 
 __all__ = ["CannotRun", "Match", "Scanner", "ScanView"]

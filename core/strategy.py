@@ -4,7 +4,7 @@ The engine's own modules live in :mod:`core.execution`; this module is the stabl
 name user code imports from.
 """
 
-from core.execution.broker import Fill, Order
+from core.execution.orders import Fill, Order
 from core.execution.strategy import Bar, Batch, Finding, LookAheadError, Strategy, StrategyContext
 
 __all__ = ["Bar", "Batch", "Fill", "Finding", "LookAheadError", "Order", "Strategy", "StrategyContext"]

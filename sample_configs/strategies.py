@@ -1,15 +1,15 @@
 """Sample strategies, runnable on the demo data (see sma_cross.toml and orb.toml).
 
-Both are written against the Strategy API of core/strategy.py: they react to
-each batch of bars (one call per clock time, all symbols together), read
-indicators at the bar, and submit orders that fill at the next bar's open.
+Both are written against the Strategy API of core/strategy.py: they react to each
+batch of bars (one call per clock time, with every symbol whose bar just ended), read
+indicators at the bar, and submit orders that fill at the next bar's open.  They are
+written to be read and copied; benchmarks/fast_strategies.py has SmaCross again with
+numpy doing the per-symbol work, trading identically.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
-
-import numpy as np
 
 from core.strategy import Batch, Strategy, StrategyContext
 
@@ -17,10 +17,11 @@ from core.strategy import Batch, Strategy, StrategyContext
 class SmaCross(Strategy):
     """Long-only SMA crossover, per symbol, on every bar.
 
-    regime = +1 when fast - slow > threshold, -1 when < -threshold, else unchanged;
-    buy ``quantity`` on a cross from -1 to +1 when flat, sell all on a cross from
-    +1 to -1 when long.  The regime of each symbol is kept in ``self.state`` so it
-    carries from day to day (and into a resumed run).
+    Each symbol has a regime: +1 once fast - slow > threshold, -1 once it is below
+    -threshold, unchanged in between (0 until it first leaves the band).  On a cross
+    from -1 to +1 it buys ``quantity`` if flat; on a cross from +1 to -1 it sells the
+    whole position if long.  The regimes live in ``self.state`` so they carry from day
+    to day (and into a resumed run).
 
     params: fast ("sma_10@1m"), slow ("sma_30@1m"), quantity (100), threshold (1e-6)
     """
@@ -37,61 +38,50 @@ class SmaCross(Strategy):
         return [params["fast"], params["slow"]]
 
     def on_session_start(self, ctx: StrategyContext) -> None:
-        # the regime lives in an array during the day (one slot per session symbol) ...
-        regime = self.state.setdefault("regime", {})
-        self._symbols = list(ctx.symbols)
-        self._regime = np.array([regime.get(s, 0) for s in self._symbols], dtype=np.float64)
-        self._undecided = int(np.count_nonzero(self._regime == 0))
-        self._fast = self.params["fast"]
-        self._slow = self.params["slow"]
-        self._threshold = float(self.params["threshold"])
-        self._quantity = float(self.params["quantity"])
+        # symbol -> +1, -1, or 0 (no side yet); kept from earlier days
+        self._regime: dict[str, int] = self.state.setdefault("regime", {})
+        self._note_symbols(ctx)
 
-    def on_insertion(self, ctx: StrategyContext, record: dict) -> None:
-        self._save()
-        self.on_session_start(ctx)
+    def on_insertion(self, ctx: StrategyContext, record: dict[str, Any]) -> None:
+        self._note_symbols(ctx)  # a symbol that joined starts with no side
 
-    def on_session_end(self, ctx: StrategyContext) -> None:
-        self._save()  # ... and in self.state (plain ints) between days
-
-    def _save(self) -> None:
-        regimes = (int(r) for r in self._regime.tolist())
-        self.state["regime"].update(zip(self._symbols, regimes, strict=True))
+    def _note_symbols(self, ctx: StrategyContext) -> None:
+        for symbol in ctx.symbols:
+            self._regime.setdefault(symbol, 0)
 
     def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
-        diff = batch.indicator(self._fast) - batch.indicator(self._slow)  # NaN while not ready
-        columns = batch.columns
-        whole = columns.size == self._regime.size  # every symbol has a bar: no gather needed
-        if self._undecided:  # regime 0 (no side yet) takes the side the spread is on
-            self._decide(diff, columns)
-        regime = self._regime if whole else self._regime[columns]
-        # a cross: the spread beyond the threshold on the side opposite to the regime (+1 or -1)
-        crossed = diff * regime < -self._threshold
-        if not np.count_nonzero(crossed):  # (cheaper than .any())
-            return
-        flipped = columns[crossed].tolist()
-        self._regime[flipped] = -self._regime[flipped]
-        symbols = self._symbols
-        for j in flipped:
-            if self._regime[j] > 0 and ctx.position(symbols[j]) == 0:
-                ctx.buy(symbols[j], self._quantity)
-        for j in flipped:
-            held = ctx.position(symbols[j])
-            if self._regime[j] < 0 and held > 0:
-                ctx.sell(symbols[j], held)
-
-    def _decide(self, diff: np.ndarray, columns: np.ndarray) -> None:
-        undecided = self._regime[columns] == 0
-        self._regime[columns[undecided & (diff > self._threshold)]] = 1
-        self._regime[columns[undecided & (diff < -self._threshold)]] = -1
-        self._undecided = int(np.count_nonzero(self._regime == 0))
+        threshold = self.params["threshold"]
+        # the spread of every symbol in the batch at once; NaN while an SMA is not ready,
+        # and NaN compares false, so such a symbol keeps its regime
+        spread = batch.indicator(self.params["fast"]) - batch.indicator(self.params["slow"])
+        crossed_up, crossed_down = [], []
+        for symbol, gap in zip(batch.symbols, spread.tolist(), strict=True):
+            if gap > threshold:
+                side = 1
+            elif gap < -threshold:
+                side = -1
+            else:
+                continue  # inside the band (or not ready): the regime stays
+            before = self._regime[symbol]
+            self._regime[symbol] = side
+            if before == -side:  # (from 0, taking a first side is not a cross)
+                (crossed_up if side > 0 else crossed_down).append(symbol)
+        # orders are placed now and fill at each symbol's next open: entries first, then exits
+        for symbol in crossed_up:
+            if ctx.position(symbol) == 0:
+                ctx.buy(symbol, float(self.params["quantity"]))
+        for symbol in crossed_down:
+            held = ctx.position(symbol)
+            if held > 0:
+                ctx.sell(symbol, held)
 
 
 class OpeningRangeBreakout(Strategy):
     """Buy the first close above the opening-range high; stop at the range low; flat at the close.
 
     Needs the indicators orh_<N>@1m and orl_<N>@1m (N = params.minutes, default 30)
-    and [execution] flat_at_close = true (or it holds overnight).
+    and [execution] flat_at_close = true (or it holds overnight).  Trades each symbol
+    at most once a day.
     params: minutes (30), quantity (100)
     """
 
@@ -103,20 +93,21 @@ class OpeningRangeBreakout(Strategy):
         return [f"orh_{minutes}@1m", f"orl_{minutes}@1m"]
 
     def on_session_start(self, ctx: StrategyContext) -> None:
-        self.state["traded"] = []  # one entry per symbol and day
-        self._high, self._low = self.indicators(self.params)
-        self._quantity = float(self.params["quantity"])
+        self.state["traded"] = []  # the symbols traded today
+        self._high_key, self._low_key = self.indicators(self.params)
 
     def on_bars(self, ctx: StrategyContext, batch: Batch) -> None:
-        high = batch.indicator(self._high)
-        low = batch.indicator(self._low)
+        quantity = float(self.params["quantity"])
         traded = self.state["traded"]
-        breakout = np.flatnonzero(batch.close > high)  # NaN (range not complete) never compares
-        for j in breakout.tolist():
-            symbol = batch.symbols[j]
-            stop = float(low[j])
-            if symbol in traded or ctx.position(symbol) != 0 or not stop > 0:
-                continue  # (no range low yet, or not a usable stop: no trade)
-            ctx.buy(symbol, self._quantity)
-            ctx.sell(symbol, self._quantity, type="stop", stop=stop, tif="day")
+        # the range's high and low are NaN until the opening range is complete
+        highs, lows = batch.indicator(self._high_key), batch.indicator(self._low_key)
+        for symbol, close, high, low in zip(
+            batch.symbols, batch.close.tolist(), highs.tolist(), lows.tolist(), strict=True
+        ):
+            if not close > high:  # no breakout (or no range yet: NaN compares false)
+                continue
+            if symbol in traded or ctx.position(symbol) != 0 or not low > 0:
+                continue  # once a day, when flat, and only with a usable stop
+            ctx.buy(symbol, quantity)
+            ctx.sell(symbol, quantity, type="stop", stop=low, tif="day")
             traded.append(symbol)

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from core.engine.scanners import Match, Scanner, ScanView
+from core.scanners import Match, Scanner, ScanView
 
 # The tests set these before a run (a test-only hook, not a pattern for real scanners).
 HOOKS: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""Fill rules against hand-worked examples (core/execution/broker.py), then through whole runs."""
+"""Fill rules against hand-worked examples (core/execution/broker.py), bar by bar as the strategy
+manager hands bars to the broker, then through whole runs."""
 
 from __future__ import annotations
 
@@ -11,28 +12,65 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from calendars import Interval
 from cli.app import app
 from core.config import load_config
 from core.engine.coordinator import SessionCoordinator
 from core.errors import SessionError
-from core.execution.broker import Broker, Costs, Portfolio
+from core.execution.broker import Broker, Costs, Fill, Portfolio
+from core.model.bars import BarBlock
 from tests.conftest import write_config
 
 M = 60_000_000_000
+ONE_MINUTE = Interval.parse("1m")
 
 
 def broker(cash=10_000.0, **costs) -> Broker:
     return Broker(Portfolio(cash=cash), Costs(**costs))
 
 
+def bar_ends(b: Broker, start_ns: int, end_ns: int, o: float, h: float, low: float, c: float) -> list[Fill]:
+    """A bar of AAA ``[start_ns, end_ns)`` ends: hand it to the broker the way the strategy
+    manager does (one row of a block, a column per symbol) and return the fills it made."""
+    ohlcv = np.array([o, h, low, c, 10.0], dtype=np.float64).reshape(5, 1, 1)
+    block = BarBlock.on_fields(
+        ONE_MINUTE,
+        np.array([start_ns], dtype=np.int64),
+        np.array([end_ns], dtype=np.int64),
+        ohlcv,
+        np.ones((1, 1), dtype=bool),
+        filled=1,
+    )
+    before = len(b.fills)
+    hit = b.on_row(block, 0, {"AAA": 0})
+    fills = b.fills[before:]
+    assert hit == [0] * len(fills)  # the column of each fill
+    return fills
+
+
 def test_market_fills_at_the_next_bar_open_not_an_earlier_bar():
     b = broker()
     b.submit("AAA", "buy", 10, now_ns=5 * M)
-    assert b.on_bar("AAA", 4 * M, 5 * M, 99.0, 101.0, 98.0, 100.0) == []  # started before the order
-    (fill,) = b.on_bar("AAA", 5 * M, 6 * M, 100.5, 101.0, 100.0, 100.8)
+    assert bar_ends(b, 4 * M, 5 * M, 99.0, 101.0, 98.0, 100.0) == []  # started before the order
+    (fill,) = bar_ends(b, 5 * M, 6 * M, 100.5, 101.0, 100.0, 100.8)
     assert (fill.price, fill.bar_ns, fill.ts_ns) == (100.5, 5 * M, 6 * M)
     assert b.portfolio.cash == 10_000.0 - 1005.0
     assert b.portfolio.position("AAA") == 10
+
+
+def test_a_symbol_without_a_bar_in_the_row_fills_nothing():
+    b = broker()
+    b.submit("AAA", "buy", 10, now_ns=0)
+    block = BarBlock.on_fields(
+        ONE_MINUTE,
+        np.array([0], dtype=np.int64),
+        np.array([M], dtype=np.int64),
+        np.full((5, 1, 2), 100.0),
+        np.array([[False, True]]),  # AAA (column 0) has a gap here, BBB a bar
+        filled=1,
+    )
+    assert b.on_row(block, 0, {"AAA": 0, "BBB": 1}) == [] and b.fills == []
+    assert [o.status for o in b.portfolio.open_orders] == ["open"]
 
 
 @pytest.mark.parametrize(
@@ -48,7 +86,7 @@ def test_market_fills_at_the_next_bar_open_not_an_earlier_bar():
 def test_limit_orders(side, limit, bar, price):
     b = broker()
     b.submit("AAA", side, 10, now_ns=0, type="limit", limit=limit)
-    fills = b.on_bar("AAA", 0, M, *bar)
+    fills = bar_ends(b, 0, M, *bar)
     assert [f.price for f in fills] == ([price] if price is not None else [])
 
 
@@ -65,7 +103,7 @@ def test_limit_orders(side, limit, bar, price):
 def test_stop_orders(side, stop, bar, price):
     b = broker()
     b.submit("AAA", side, 10, now_ns=0, type="stop", stop=stop)
-    fills = b.on_bar("AAA", 0, M, *bar)
+    fills = bar_ends(b, 0, M, *bar)
     assert [f.price for f in fills] == ([price] if price is not None else [])
 
 
@@ -78,11 +116,11 @@ def test_commissions_slippage_and_pnl_to_the_cent():
         slippage_bps=10.0,
     )
     b.submit("AAA", "buy", 100, now_ns=0)
-    (buy,) = b.on_bar("AAA", 0, M, 50.0, 51.0, 49.0, 50.5)
+    (buy,) = bar_ends(b, 0, M, 50.0, 51.0, 49.0, 50.5)
     # by hand: 50 * 1.001 = 50.05; commission 100*0.01 + 1 + 1e-4 * 100 * 50.05 = 2.5005
     assert buy.price == pytest.approx(50.05, abs=1e-12) and buy.commission == pytest.approx(2.5005, abs=1e-12)
     b.submit("AAA", "sell", 100, now_ns=M)
-    (sell,) = b.on_bar("AAA", M, 2 * M, 52.0, 52.5, 51.5, 52.2)
+    (sell,) = bar_ends(b, M, 2 * M, 52.0, 52.5, 51.5, 52.2)
     # 52 * 0.999 = 51.948; commission 1 + 1 + 0.519480 = 2.51948
     assert sell.price == pytest.approx(51.948, abs=1e-12) and sell.commission == pytest.approx(
         2.51948, abs=1e-12
@@ -103,7 +141,7 @@ def test_partial_close_and_flip_keep_average_prices():
         ("sell", 10, 90.0, 3),
     ):
         b.submit("AAA", side, qty, now_ns=now * M)
-        b.on_bar("AAA", now * M, (now + 1) * M, price, price, price, price)
+        bar_ends(b, now * M, (now + 1) * M, price, price, price, price)
     held = p.positions["AAA"]
     # average 105 on 20; sell 15 at 120 -> +225; sell 10 at 90: close 5 (-75), open short 5 at 90
     assert held.realized == pytest.approx(150.0) and held.quantity == -5 and held.average_price == 90.0

@@ -21,6 +21,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cli.app import app
+from cli.render import RunProgress
+from core.events import Event, PhaseStarted
 from tests.conftest import write_config
 
 EXIT_USAGE = 2
@@ -389,11 +391,15 @@ def test_interrupted_run_keeps_previous_results(
 ) -> None:
     """Ctrl-C while streaming: exit 130; ``latest``, the earlier file and the dir are unchanged."""
     before = files_in(previous_run)
+    shown = RunProgress.__call__
 
-    def interrupted(self, plan, index):
-        raise KeyboardInterrupt
+    def interrupted(self: RunProgress, event: Event) -> None:
+        # the run's own event callback: Ctrl-C lands as the first day's streaming starts
+        if isinstance(event, PhaseStarted) and event.name == "streaming":
+            raise KeyboardInterrupt
+        shown(self, event)
 
-    monkeypatch.setattr("core.engine.coordinator.SessionCoordinator._stream", interrupted)
+    monkeypatch.setattr(RunProgress, "__call__", interrupted)
     try:
         result = runner.invoke(
             app, ["run", str(config), "--days", "1", "--results-dir", str(previous_run), "--json"]
@@ -413,7 +419,7 @@ def test_failed_run_keeps_previous_results(
     def broken_setup(self):
         raise RuntimeError("the quality feed is down")
 
-    monkeypatch.setattr("core.engine.components.DataQualityManager.setup", broken_setup)
+    monkeypatch.setattr("core.engine.quality.DataQualityManager.setup", broken_setup)
     result = runner.invoke(
         app, ["run", str(config), "--days", "1", "--results-dir", str(previous_run), "--json"]
     )

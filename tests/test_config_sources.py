@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from calendars import Interval
 from cli.app import app
-from core.config import SessionConfig, load_config
+from core.config import SCANNER_KINDS, SessionConfig, load_config
 from core.errors import ConfigError
 from tests.conftest import write_config
 from tests.test_cli_errors import EXIT_CONFIG, EXIT_USAGE, assert_fails, line_of
@@ -669,3 +669,24 @@ def test_cli_import_lower_case_interval_still_works(runner: CliRunner, tmp_path:
     )
     assert result.exit_code == 0, result.stderr
     assert list((store / "bars" / "interval=5m").rglob("*.parquet"))
+
+
+# -- 7. the config names what the engine implements ----------------------------------------------
+
+
+def test_scanner_kinds_are_the_engines_built_in_scanners() -> None:
+    """The config refuses unknown scanner kinds without importing the engine (config sits below
+    it), so its list and the engine's registry must name the same kinds, in the same order."""
+    from core.engine.scanners import BUILT_IN
+
+    assert tuple(BUILT_IN) == SCANNER_KINDS
+
+
+def test_unknown_scanner_kind_says_which_kinds_exist(tmp_path: Path, sample_dir: Path) -> None:
+    path = write_config(
+        tmp_path / "c.toml", sample_dir, extra='[[scanners]]\nname = "g"\nkind = "gapp"\npre_session = true'
+    )
+    error = load_error(path)
+    assert "scanner 'g': unknown kind 'gapp'; did you mean 'gap'?" in error.message
+    assert "kinds: top_movers, gap, relative_volume, price_volume" in error.message
+    assert error.where == f"{path}:{line_of(path, 'gapp')}"

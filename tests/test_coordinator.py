@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from core.config import load_config
-from core.engine.components import Component
 from core.engine.coordinator import SessionCoordinator
-from core.events import PhaseFinished, PhaseStarted
+from core.events import PhaseFinished, PhaseStarted, RunStarted
+from core.lifecycle import Component
 from tests.conftest import write_config
 
 D = dt.date
@@ -186,12 +186,24 @@ def test_complete_data_streams_every_regular_minute(tmp_path, complete_dir):
 
 
 def test_validation_registers_nothing(tmp_path, sample_dir):
-    coordinator, log, events = _coordinator(tmp_path, sample_dir)
-    report = coordinator._validate()
+    config = load_config(write_config(tmp_path / "c.toml", sample_dir))
+    log: list[tuple] = []
+    ref: list[SessionCoordinator] = []
+    events: list = []  # each event with the lifecycle log as it stood then
+
+    def on_event(event):
+        events.append((event, _state(ref), list(log)))
+
+    coordinator = SessionCoordinator(config, components=[Recorder(ref, log)], on_event=on_event)
+    ref.append(coordinator)
+    report = coordinator.run().report
     assert report.valid and report.base_interval == "1m" and report.derived_intervals == ["5m"]
-    assert coordinator.session_data.symbols == () and coordinator.session_data.plan is None
-    assert not coordinator.clock.is_set
-    assert log == [] and events == []
+    # the run's first event comes right after validation: nothing was registered before it
+    first, state, logged = events[0]
+    assert isinstance(first, RunStarted)
+    assert state["symbols"] == 0 and state["session"] is None
+    assert state["clock"] is None
+    assert logged == []
 
 
 def test_regular_hours_stream_nothing_outside_open_close(tmp_path):
@@ -268,9 +280,9 @@ def test_trailing_history_counts_trading_sessions(tmp_path, complete_dir):
 
 
 def test_longest_missing_run_per_column():
-    from core.engine.components import _longest_runs
+    from core.engine.quality import longest_runs
 
     flags = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 1], [1, 0, 1], [1, 1, 0], [1, 0, 1]], dtype=bool)
     # by hand: column 0 runs 2 and 3 -> 3; column 1 one run of 1; column 2 runs 3 and 1 -> 3
-    assert _longest_runs(flags).tolist() == [3, 1, 3]
-    assert _longest_runs(np.zeros((0, 2), dtype=bool)).tolist() == [0, 0]
+    assert longest_runs(flags).tolist() == [3, 1, 3]
+    assert longest_runs(np.zeros((0, 2), dtype=bool)).tolist() == [0, 0]

@@ -1,8 +1,10 @@
-"""Whole runs with strategies: no look-ahead in fills, and a split run equals the whole run."""
+"""Whole runs with strategies: no look-ahead in fills, a split run equals the whole run, and the
+benchmarks' fast SmaCross trades exactly as the sample one."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -15,6 +17,8 @@ from cli.app import app
 from core.config import load_config
 from core.engine.coordinator import SessionCoordinator
 from tests.conftest import write_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -69,10 +73,7 @@ name = "sma"
 class = "sample_configs/strategies.py:SmaCross"
 params = { fast = "sma_10@1m", slow = "sma_30@1m", quantity = 100 }
 """
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[1]
-    extra = extra.replace("sample_configs/strategies.py", str(repo / "sample_configs" / "strategies.py"))
+    extra = extra.replace("sample_configs/strategies.py", str(REPO / "sample_configs" / "strategies.py"))
     return write_config(
         tmp_path / f"{name}.toml",
         data_dir,
@@ -143,13 +144,83 @@ def test_report_command_prints_statistics_and_writes_html(tmp_path, sample_dir, 
 
 
 def test_report_without_strategies_says_so(tmp_path, sample_dir, runner):
-    config = write_config(tmp_path / "c.toml", sample_dir, symbols=["MSFT"], start="2023-11-22", end="2023-11-22")
+    config = write_config(
+        tmp_path / "c.toml", sample_dir, symbols=["MSFT"], start="2023-11-22", end="2023-11-22"
+    )
     assert runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r")]).exit_code == 0
     report = runner.invoke(app, ["report", "--results-dir", str(tmp_path / "r")])
     assert report.exit_code == 0 and "no strategies" in report.stderr
-    document = json.loads(runner.invoke(app, ["report", "--results-dir", str(tmp_path / "r"), "--json"]).stdout)
+    document = json.loads(
+        runner.invoke(app, ["report", "--results-dir", str(tmp_path / "r"), "--json"]).stdout
+    )
     # what the run has, counted by hand: one day, MSFT, its regular-hours bars in the store
     frame = pq.read_table(sample_dir / "bars" / "interval=1m" / "symbol=MSFT").to_pandas()
-    day = frame[(frame.ts >= pd.Timestamp("2023-11-22 14:30", tz="UTC")) & (frame.ts < pd.Timestamp("2023-11-22 21:00", tz="UTC"))]
+    day = frame[
+        (frame.ts >= pd.Timestamp("2023-11-22 14:30", tz="UTC"))
+        & (frame.ts < pd.Timestamp("2023-11-22 21:00", tz="UTC"))
+    ]
     assert document["strategies"] is False and document["days"] == 1 and document["symbols"] == ["MSFT"]
     assert document["bars"] == len(day) and document["orders"] == {"total": 0}
+
+
+# a scanner adds JPM and TLT at 09:37 New York and removes JPM at 10:30, every day
+SCANNED = """
+[[scanners]]
+name = "phased"
+class = "tests.scanner_fixtures:Phased"
+at = ["09:37", "10:30"]
+universe = ["JPM", "TLT"]
+add = true
+remove = true
+
+[scanners.params]
+early = ["JPM", "TLT"]
+late = ["TLT"]
+"""
+
+
+@pytest.mark.parametrize("universe", ["fixed", "scanned"])
+def test_the_benchmarks_fast_sma_cross_trades_exactly_as_the_sample(tmp_path, sample_dir, universe):
+    """benchmarks/fast_strategies.py:SmaCross (numpy over the batch, what the benchmarks run) and
+    sample_configs/strategies.py:SmaCross (written to be read) on the same bars: the same orders
+    field for field (ids, statuses and times included), the same fills, the same equity curve and
+    the same state left for the next day; with symbols joining and leaving mid-session too."""
+    results = {}
+    for variant, module in (
+        ("sample", "sample_configs/strategies.py"),
+        ("fast", "benchmarks/fast_strategies.py"),
+    ):
+        body = "".join(
+            f'[[indicators]]\nkind = "sma"\ninterval = "1m"\nperiod = {period}\n' for period in (10, 30)
+        )
+        body += "[execution]\ncommission_per_share = 0.005\nslippage_bps = 1.0\n"
+        body += SCANNED if universe == "scanned" else ""
+        body += f'[[strategies]]\nname = "sma"\nclass = "{REPO / module}:SmaCross"\n'
+        body += 'params = { fast = "sma_10@1m", slow = "sma_30@1m", quantity = 100 }\n'
+        config = write_config(
+            tmp_path / f"{variant}.toml",
+            sample_dir,
+            symbols=["MSFT"] if universe == "scanned" else ["MSFT", "JPM", "TLT"],
+            start="2023-11-17",
+            end="2023-11-28",
+            trailing_days=1,
+            intervals=["1m"],
+            extra=body,
+        )
+        results[variant] = SessionCoordinator(load_config(config)).run()
+    sample, fast = results["sample"].ledger, results["fast"].ledger
+    assert sample is not None and fast is not None
+    traded = {f.symbol for f in sample.fills}
+    assert len(sample.fills) > 100 and traded == {"MSFT", "JPM", "TLT"}  # the comparison means something
+    if universe == "scanned":
+        assert [r["status"] for r in results["sample"].insertions if r["symbol"] == "JPM"][-1] == "removed"
+    assert sample.orders == fast.orders
+    assert sample.fills == fast.fills
+    assert (sample.curve_ns, sample.curve_equity, sample.curve_cash, sample.curve_exposed) == (
+        fast.curve_ns,
+        fast.curve_equity,
+        fast.curve_cash,
+        fast.curve_exposed,
+    )
+    assert sample.daily == fast.daily
+    assert results["sample"].strategy_states == results["fast"].strategy_states

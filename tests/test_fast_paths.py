@@ -73,16 +73,16 @@ def test_coverage_counted_from_the_last_read_equals_the_query(sample_dir):
     expected = plain.count_in_windows(M1, wanted, windows)
     store = ParquetStore(sample_dir)
     store.read_bars(M1, SAMPLE_SYMBOLS, plans[0].bounds_ns(True)[0] - 86_400_000_000_000, windows[-1][1])
-    assert store._held_rows(M1, wanted, windows[0][0], windows[-1][1]) is not None  # no query
+    assert store.last_read.covers(M1, wanted, windows[0][0], windows[-1][1])  # no query
     np.testing.assert_array_equal(store.count_in_windows(M1, wanted, windows), expected)
     assert expected.sum() > 0
     # a read that ends before the last window: counted by the query, same answer
     store.read_bars(M1, SAMPLE_SYMBOLS, windows[0][0], windows[-2][1])
-    assert store._held_rows(M1, wanted, windows[0][0], windows[-1][1]) is None
+    assert not store.last_read.covers(M1, wanted, windows[0][0], windows[-1][1])
     np.testing.assert_array_equal(store.count_in_windows(M1, wanted, windows), expected)
     plain.close()
     store.close()
-    assert store._last_read is None  # closing forgets the rows
+    assert store.last_read is None  # closing forgets the rows
 
 
 def test_blocks_keep_their_fields_as_views_of_one_array_or_none(sample_dir):
@@ -107,14 +107,34 @@ def test_blocks_keep_their_fields_as_views_of_one_array_or_none(sample_dir):
     at_once.reveal(day, day.rows)
     _same(one_by_one, at_once)
     _same(at_once, day, duplicates=False)
-    # a widened block's fields are arrays of their own: no stale 3-D array, reveal still copies
+    # a widened block keeps one 3-D array its fields are views of (none goes stale); reveal still copies
     wide = BarBlock.empty(M1, day.starts, day.ends, day.width)
     wide.reveal(day, 5)
     wide.add_column()
-    assert wide.ohlcv is None
+    _fields_are_views(wide)
     source = day.take_columns([0, 1, 2])
     source.add_column(day, 1)
     wide.reveal(source, day.rows)
     _same(wide.slice_rows(5, day.rows), source.slice_rows(5, day.rows))
     wide.drop_column(3)
-    assert wide.ohlcv is None and wide.width == 3
+    _fields_are_views(wide)
+    assert wide.width == 3
+
+
+@pytest.mark.parametrize("more_history", [0, 2])
+def test_a_loader_taking_over_rows_already_read_equals_one_reading_them(sample_dir, more_history):
+    """Validation's first read handed to the run's loader: used whole (no query), or with the
+    sessions before it that scanners also read queried alone; the same blocks either way."""
+    sessions = xnys().sessions_in_range(dt.date(2023, 11, 20), dt.date(2023, 11, 28))
+    store = ParquetStore(sample_dir)
+    _loader(store, sessions, 1).prefetch()
+    first = store.last_read
+    trailing = 1 + more_history
+    taker = _loader(store, sessions, trailing, kept_days=1, first_read=first)
+    plain = _loader(ParquetStore(sample_dir), sessions, trailing, kept_days=1)
+    for session in sessions:
+        _same(taker.history(session), plain.history(session))
+        _same(taker.trim(taker.history(session)), plain.trim(plain.history(session)))
+        _same(taker.day(session), plain.day(session))
+    assert (store.last_read is first) == (more_history == 0)  # no query of its own when whole
+    store.close()

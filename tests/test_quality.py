@@ -76,7 +76,7 @@ def test_running_score_equals_hand_count(tmp_path_factory, missing, stride):
         now = pd.Timestamp(ts_ns, tz="UTC")
         due = [m for m in minutes if m + MINUTE <= now]
         hand_present = sum(1 for m in present if m + MINUTE <= now)
-        record = coordinator.quality.score_at("AAA", ts_ns)
+        record = coordinator.quality.scores_at(ts_ns)["AAA"]
         hand = hand_present / len(due) if due else 1.0
         checks.append(
             record.expected_bars == len(due)

@@ -412,8 +412,9 @@ def test_a_strategy_module_failing_on_import_is_exit_3_naming_file_and_error(
 
 
 def test_load_class_failures_are_config_errors(tmp_path):
-    from core.engine.scanners import Scanner, load_class
+    from core.engine.scanners import Scanner
     from core.errors import ConfigError
+    from core.plugins import load_class
 
     (tmp_path / "exits.py").write_text("import sys\nsys.exit(2)\n")
     with pytest.raises(ConfigError, match=r"exits\.py.*sys\.exit\(2\)"):

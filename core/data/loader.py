@@ -2,20 +2,53 @@
 
 A query costs ~20 ms whatever its size (it opens every file), so days are
 read several at a time; the chunk size is set by a row budget, which keeps
-memory flat in the number of days.
+memory flat in the number of days.  The first chunk is usually read already:
+validation reads the days a run reads first, and hands the rows on
+(``first_read``), so the run does not query them again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from calendars import Interval, SessionPlan, TradingCalendar, history_grid
-from core.data.store import BarRows, ParquetStore
-from core.model.bars import BarBlock, concat_blocks
+from core.config import SessionConfig
+from core.data.store import BarRows, ParquetStore, StoreRead
+from core.model.bars import BarBlock, concat_blocks, derive_block
 
 ROW_BUDGET = 1_500_000  # rows held per chunk at most (about 85 MB of columns)
 MAX_DAYS_PER_CHUNK = 20  # and never more days than this, so memory is flat in the run's length
+
+
+def run_symbols(config: SessionConfig, stored: set[str]) -> list[str]:
+    """The symbols a run reads: the session's first, then what insertions and scanner
+    universes may need (those in ``stored``, the store's symbols at the base interval)."""
+    symbols = list(config.streams.symbols)
+    extra: set[str] = {spec.symbol for spec in config.insert}
+    for spec in config.scanners:
+        if spec.universe == "all":
+            extra |= stored
+        elif isinstance(spec.universe, list):
+            extra |= set(spec.universe)
+    return symbols + sorted(s for s in extra - set(symbols) if s in stored)
+
+
+@dataclass(frozen=True, slots=True)
+class DayBars:
+    """One session's base bars of every loaded symbol (columns in the loader's order).
+
+    ``history`` holds the trailing sessions the run keeps (``historical.trailing_days``);
+    scanners read ``scan_history`` (every trailing session read) and ``scan_day`` (the day
+    with its pre-market bars when the store has them); both None without scanners.
+    """
+
+    day: BarBlock
+    history: BarBlock
+    scan_day: BarBlock | None = None
+    scan_history: BarBlock | None = None
 
 
 class DayLoader:
@@ -32,14 +65,21 @@ class DayLoader:
         extended: bool,
         row_budget: int = ROW_BUDGET,
         read_extended: bool = False,
+        kept_days: int | None = None,
+        first_read: StoreRead | None = None,
     ) -> None:
+        """``trailing_days``: sessions read before each day; ``kept_days``: the last of them
+        the run keeps as history (default all; scanners may read more).  ``first_read``: rows
+        read already (by validation); used instead of a query when they hold a chunk."""
         self._store = store
         self._calendar = calendar
         self._interval = interval
         self._symbols = list(symbols)
         self._trailing = trailing_days
+        self._kept = trailing_days if kept_days is None else kept_days
         self._extended = extended
         self._read_extended = extended or read_extended  # pre-market rows for scanners
+        self._first_read = first_read
         self._plans: dict[dt.date, SessionPlan] = {}
         per_day = max(len(symbols), 1) * self._bars_per_session(run_sessions[0]) if run_sessions else 1
         days_per_chunk = min(MAX_DAYS_PER_CHUNK, max(1, row_budget // max(per_day, 1) - trailing_days))
@@ -50,10 +90,44 @@ class DayLoader:
         self._loaded: int | None = None
         self._rows: BarRows | None = None
         self._recent: dict[dt.date, BarBlock] = {}  # the last regular-hours day blocks, oldest first
+        self._grids: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # derived history grids ...
+        self._grids_of: dt.date | None = None  # ... of this session
         self.off_grid = 0  # stored bars of streamed days that fell between grid minutes
         # stored bars of streamed days left out for their values (a NaN, inf, null, <= 0 or
         # absurd price, a negative or non-finite volume: see core.model.bars.usable_rows)
         self.invalid = 0
+
+    @classmethod
+    def for_run(
+        cls,
+        config: SessionConfig,
+        store: ParquetStore,
+        calendar: TradingCalendar,
+        interval: Interval,
+        sessions: list[dt.date],
+        history_sessions: int = 0,
+        first_read: StoreRead | None = None,
+        stored: set[str] | None = None,
+    ) -> DayLoader:
+        """The loader of a run of ``config`` (its symbols, hours and trailing history);
+        ``history_sessions``: trailing sessions its scanners read; ``stored``: the store's
+        symbols at ``interval`` when known (else listed here)."""
+        extended = config.session.hours == "extended"
+        trailing = config.historical.trailing_days
+        if stored is None:
+            stored = store.available().get(interval.label, set())
+        return cls(
+            store,
+            calendar,
+            interval,
+            run_symbols(config, stored),
+            sessions,
+            max(trailing, history_sessions),
+            extended,
+            read_extended=bool(config.scanners),
+            kept_days=trailing,
+            first_read=first_read,
+        )
 
     def plan(self, session: dt.date) -> SessionPlan:
         if session not in self._plans:
@@ -66,6 +140,17 @@ class DayLoader:
     @property
     def symbols(self) -> list[str]:
         return list(self._symbols)
+
+    def day_bars(self, session: dt.date, scanners: bool = False) -> DayBars:
+        """The session's day and kept history; with ``scanners``, what they read too."""
+        history = self.history(session)
+        day = self.day(session)
+        if not scanners:
+            return DayBars(day, self.trim(history))
+        # scanners see pre-market bars when the store has them (the streamed grid may not)
+        pre_market = not self._extended and self.has_pre_market(session)
+        scan_day = self.day(session, extended=True) if pre_market else day
+        return DayBars(day, self.trim(history), scan_day, history)
 
     def day(self, session: dt.date, extended: bool | None = None) -> BarBlock:
         """Every base bar of the session in the streamed hours (the day's queue)."""
@@ -105,6 +190,32 @@ class DayLoader:
         )
         return block
 
+    def trim(self, history: BarBlock) -> BarBlock:
+        """The last ``kept_days`` sessions of a :meth:`history` block (the run's history)."""
+        wanted = self._kept
+        bounds = history.session_bounds()
+        if len(bounds) <= wanted:
+            return history
+        if not wanted:
+            return history.slice_rows(history.rows, history.rows)
+        first = bounds[len(bounds) - wanted][0]
+        block = history.slice_rows(first, history.rows)
+        assert history.session_starts is not None  # several sessions: the loader's grid says where
+        block.session_starts = history.session_starts[len(bounds) - wanted :]
+        return block
+
+    def derived_history(self, history: BarBlock, interval: Interval, session: dt.date) -> BarBlock:
+        """A kept history block of ``session`` (:meth:`trim`) as ``interval`` bars, on the grid of
+        the kept trailing sessions (computed once per session and interval)."""
+        if self._grids_of != session:
+            self._grids, self._grids_of = {}, session
+        if interval.label not in self._grids:
+            kept = self.trailing_sessions(session)[-self._kept :] if self._kept else []
+            starts, ends, _ = history_grid([self.plan(day) for day in kept], interval)
+            self._grids[interval.label] = (starts, ends)
+        starts, ends = self._grids[interval.label]
+        return derive_block(history, interval, starts, ends)
+
     def has_pre_market(self, session: dt.date) -> bool:
         """Whether the store holds any bar of the loaded symbols before the session's open.
 
@@ -142,9 +253,30 @@ class DayLoader:
             first = self.trailing_sessions(chunk[0])[:1] or chunk[:1]
             lo = min(self.plan(first[0]).bounds_ns(self._read_extended)[0], self.plan(first[0]).open_ns)
             hi = self.plan(chunk[-1]).bounds_ns(self._read_extended)[1]
-            self._rows = self._store.read_bars(self._interval, self._symbols, lo, hi)
+            self._rows = self._read(lo, hi)
             self._loaded = index
         return self._rows
 
+    def _read(self, lo: int, hi: int) -> BarRows:
+        """The rows in ``[lo, hi)``: from the rows handed on when they hold them (only the
+        sessions before theirs are queried: scanners may read more history), else one query."""
+        held, self._first_read = self._first_read, None  # (used once: the first chunk)
+        if not (
+            held is not None
+            and held.interval == str(self._interval)
+            and held.symbols == self._symbols
+            and held.start_ns < hi <= held.end_ns
+        ):
+            return self._store.read_bars(self._interval, self._symbols, lo, hi)
+        if held.start_ns <= lo:
+            return held.rows.between(lo, hi)
+        before = self._store.read_bars(self._interval, self._symbols, lo, held.start_ns)
+        return _joined(before, held.rows.between(held.start_ns, hi))
+
     def _bars_per_session(self, session: dt.date) -> int:
         return self.plan(session).expected_bars(self._interval, self._extended)
+
+
+def _joined(first: BarRows, then: BarRows) -> BarRows:
+    """Rows of ``first`` followed by ``then`` (every start of ``then`` after ``first``'s)."""
+    return BarRows(*(np.concatenate([getattr(first, n), getattr(then, n)]) for n in BarRows.__slots__))

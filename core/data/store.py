@@ -132,6 +132,27 @@ class BarRows:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreRead:
+    """One :meth:`ParquetStore.read_bars`: what it was asked for and the rows it returned
+    (``rows.symbol`` indexes ``symbols``)."""
+
+    interval: str
+    symbols: list[str]
+    start_ns: int
+    end_ns: int
+    rows: BarRows
+
+    def covers(self, interval: Interval | str, symbols: list[str], start_ns: int, end_ns: int) -> bool:
+        """Whether these rows hold every bar of ``symbols`` (some of the read's) in ``[start_ns, end_ns)``."""
+        return (
+            self.interval == str(interval)
+            and self.start_ns <= start_ns
+            and end_ns <= self.end_ns
+            and set(symbols) <= set(self.symbols)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSeries:
     """What the store holds for one interval and symbol.
 
@@ -155,9 +176,8 @@ class ParquetStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._con: duckdb.DuckDBPyConnection | None = None
-        # the last read_bars: (interval, symbols, start, end, rows), so that counting rows in
-        # windows it covers needs no query of its own
-        self._last_read: tuple[str, list[str], int, int, BarRows] | None = None
+        # the last read_bars, so that counting rows in windows it covers needs no query of its own
+        self._last_read: StoreRead | None = None
 
     # -- layout ---------------------------------------------------------
     def bars_dir(self, interval: Interval | str) -> Path:
@@ -228,6 +248,15 @@ class ParquetStore:
             self._con = _take_background_connection() or _new_connection()
         return self._con
 
+    @property
+    def last_read(self) -> StoreRead | None:
+        """The last :meth:`read_bars` (until the next one, or :meth:`close`); None if there was none.
+
+        Whoever read rows can hand them on without a second query (validation's first
+        days to the run's loader); the rows are shared, never to be changed.
+        """
+        return self._last_read
+
     def close(self) -> None:
         """Release the connection; DuckDB frees its caches (~5 ms, without the GIL) on another thread."""
         con, self._con = self._con, None
@@ -273,7 +302,7 @@ class ParquetStore:
             ts=cols["t"][order].astype(np.int64, copy=False),
             **{name: cols[name][order].astype(np.float64, copy=False) for name in BAR_COLUMNS},
         )
-        self._last_read = (str(interval), list(symbols), start_ns, end_ns, rows)
+        self._last_read = StoreRead(str(interval), list(symbols), start_ns, end_ns, rows)
         return rows
 
     def count_in_windows(
@@ -313,14 +342,12 @@ class ParquetStore:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """(symbol index into ``symbols``, ts) of the last read's rows of ``symbols`` in ``[lo, hi)``,
         when that read covered the range and every one of them; else None."""
-        if self._last_read is None:
-            return None
-        label, read_symbols, start_ns, end_ns, rows = self._last_read
-        if label != str(interval) or lo < start_ns or hi > end_ns or not set(symbols) <= set(read_symbols):
+        last = self._last_read
+        if last is None or not last.covers(interval, symbols, lo, hi):
             return None
         wanted = {s: i for i, s in enumerate(symbols)}
-        remap = np.array([wanted.get(s, -1) for s in read_symbols], dtype=np.int64)
-        part = rows.between(lo, hi)
+        remap = np.array([wanted.get(s, -1) for s in last.symbols], dtype=np.int64)
+        part = last.rows.between(lo, hi)
         sym = remap[part.symbol]
         keep = sym >= 0
         return sym[keep], part.ts[keep]

@@ -7,11 +7,17 @@ for; chooses the base interval and lists the derived ones.
 The data a run will read (its symbols, its dates with their trailing history,
 the base interval) gets the store health checks of ``core.data.checks``, cheaply:
 the files' footers (schema, row-group statistics) and the rows the run reads
-first (inside validation, see ``prefetch``) are screened; only a symbol they
-point at is read again, to name the file, count and give an example.  What
+first (read here, as the run's loader would, and left in the store's
+``last_read`` for the run to take over) are screened; only a symbol they point
+at is read again, to name the file, count and give an example.  What
 would corrupt a run is an error (exit 4), the rest a warning (severities in
 ``core.data.checks``).  Coverage counts bars as the run places them: on the bar
 grid, a minute stored twice once.
+
+The checks of user classes (scanners, strategies: they import user code and know
+the engine) are not made here: the caller hands them in (``check_classes``, in
+practice ``core.engine.assembly.check_classes``), and they run where they always
+ran, once the calendar is known.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from calendars import CalendarError, Interval, SessionPlan, TradingCalendar
 from calendars.intervals import SUPPORTED
 from core.config import SessionConfig
 from core.data import checks as datacheck
-from core.data.store import BarRows, ParquetStore
+from core.data.loader import DayLoader
+from core.data.store import BarRows, ParquetStore, StoreRead
 from core.errors import ConfigError, DataError
 from core.model.bars import FIELDS, PRICES, usable_rows
 
@@ -86,23 +93,30 @@ class ValidationReport:
             raise cls(first.message + more, where=first.where, hint=first.hint)
 
 
+ClassCheck = Callable[[SessionConfig], list[Problem]]  # see validate(check_classes=)
+
+
 def validate(
     config: SessionConfig,
     days_limit: int | None = None,
     store: ParquetStore | None = None,
-    prefetch: Callable[[ValidationReport], None] | None = None,
     replay: bool = False,
+    *,
+    check_classes: ClassCheck | None = None,
 ) -> ValidationReport:
-    """Check ``config`` and its data; never registers, loads or streams anything.
+    """Check ``config`` and its data; never registers, builds or streams anything.
 
     ``replay``: the config replays days of a run that validated as a whole; a symbol
     with no bars on them is then a warning, as it was in that run, not an error.
 
     ``store``: the run's own store, so that its connection (and DuckDB's cache of the
     files' metadata) serves the run too; without one, a store is opened and closed here.
-    ``prefetch``: called once the base interval and sessions are known and valid, before
-    the data's coverage is counted; a run reads its first days there, and the count
-    then comes from those rows instead of a query of its own.
+    The first days a run reads are read here (the coverage is counted from them); with
+    the run's store they stay in ``store.last_read`` for its loader to take over.
+
+    ``check_classes``: the checks of the config's scanner and strategy classes
+    (``core.engine.assembly.check_classes``); called once the calendar is known, its
+    problems reported as errors.  Without it, the classes are not checked.
     """
     report = ValidationReport(
         exchange=config.session.exchange,
@@ -115,9 +129,10 @@ def validate(
     report.calendar = calendar
     report.sessions = _sessions(config, calendar, days_limit, report)
     _check_times(config, calendar, report)
-    _check_classes(config, report)
+    if check_classes is not None:
+        report.errors += check_classes(config)
     if store is not None:
-        _check_store(config, store, report, prefetch, replay)
+        _check_store(config, store, report, replay)
         return report
     own = ParquetStore(Path(config.data.dir))
     try:
@@ -230,53 +245,6 @@ def _local_hours(plan: SessionPlan, extended: bool) -> str:
     return ", ".join(spans) + f" {plan.tz}"
 
 
-def _check_classes(config: SessionConfig, report: ValidationReport) -> None:
-    """Scanner and strategy classes must load (imports only; nothing is registered), and their
-    params and the indicators a strategy reads must match what the class declares."""
-    from core.engine.scanners import BUILT_IN, Scanner, check_scanner, load_class
-    from core.execution.strategy import Strategy, check_strategy
-
-    keys = {key for spec in config.indicators for key in spec.definition().keys}
-    for n, scanner in enumerate(config.scanners):
-        where = f"scanners[{n}]"
-        if scanner.kind is not None:
-            cls: type | None = BUILT_IN[scanner.kind]
-        else:
-            cls = _load(load_class, scanner.class_, f"{where}.class", Scanner, report)
-        if cls is not None:
-            for finding in check_scanner(cls, scanner.name, dict(scanner.params)):
-                _report_finding(report, where, finding)
-    for n, strategy in enumerate(config.strategies):
-        where = f"strategies[{n}]"
-        cls = _load(load_class, strategy.class_, f"{where}.class", Strategy, report)
-        if cls is not None:
-            for finding in check_strategy(cls, strategy.name, dict(strategy.params), keys):
-                _report_finding(report, where, finding)
-
-
-def _load(
-    load_class: Callable[..., type], reference: str | None, where: str, base: type, report: ValidationReport
-) -> type | None:
-    """The class ``reference`` names, or None with the error reported."""
-    try:
-        return load_class(reference or "", Path.cwd(), where, base)
-    except ConfigError as exc:
-        report.errors.append(Problem(exc.message, where=where, hint=exc.hint))
-        return None
-
-
-def _report_finding(report: ValidationReport, where: str, finding: object) -> None:
-    """A class's finding about its config table: an error (exit 3) at the param it names."""
-    param = getattr(finding, "param", "")
-    report.errors.append(
-        Problem(
-            str(getattr(finding, "message", finding)),
-            where=f"{where}.params.{param}" if param else where,
-            hint=str(getattr(finding, "hint", "")),
-        )
-    )
-
-
 def choose_base_interval(
     requested: list[Interval], stored: dict[str, set[str]], symbols: list[str]
 ) -> tuple[Interval | None, list[Interval]]:
@@ -300,7 +268,6 @@ def _check_store(
     config: SessionConfig,
     store: ParquetStore,
     report: ValidationReport,
-    prefetch: Callable[[ValidationReport], None] | None = None,
     replay: bool = False,
 ) -> None:
     try:
@@ -354,10 +321,7 @@ def _check_store(
     # the GIL); files they show cannot be read as bar data explain a failed read.
     with screen.reading_footers():
         try:
-            if prefetch is None:
-                screen.read_first_days()
-            elif not report.errors:
-                prefetch(report)
+            screen.read_first_days(stored.get(base.label, set()))
         except Exception:
             if not screen.wait_for_footers():
                 raise
@@ -575,22 +539,15 @@ class _Held:
         return part, None if self.usable is None else self.usable[a:b]
 
 
-def _rows_held(store: ParquetStore, interval: Interval, symbols: list[str]) -> _Held | None:
+def _rows_held(last: StoreRead | None, interval: Interval, symbols: list[str]) -> _Held | None:
     """The rows of the store's last read (the run's first chunk) of ``symbols``; None when
-    there was none of this interval.
-
-    The store keeps its last read so that counting needs no query of its own
-    (``ParquetStore._last_read``, private to it: read here, never changed; should it
-    go, the row screen is skipped and coverage queried, and the loader still keeps
-    unusable rows off the grid).
+    there was none of this interval (the row screen is then skipped and coverage queried;
+    the loader still keeps unusable rows off the grid).  The rows are read, never changed.
     """
-    last = getattr(store, "_last_read", None)
-    if last is None:
+    if last is None or last.interval != str(interval) or not set(symbols) <= set(last.symbols):
         return None
-    label, read_symbols, start, end, rows = last
-    if label != str(interval) or not set(symbols) <= set(read_symbols):
-        return None
-    if list(read_symbols) != symbols:  # the run also read symbols of insertions and scanners
+    start, end, rows, read_symbols = last.start_ns, last.end_ns, last.rows, last.symbols
+    if read_symbols != symbols:  # the run also reads symbols of insertions and scanners
         wanted = {s: i for i, s in enumerate(symbols)}
         remap = np.array([wanted.get(s, -1) for s in read_symbols], dtype=np.int64)[rows.symbol]
         keep = remap >= 0
@@ -805,24 +762,17 @@ class _DataScreen:
         if spanned & set(datacheck.foreign_files(ranges)):
             self.suspects.add(symbol)
 
-    def read_first_days(self) -> None:
-        """Without a run (``backtest validate``): read the days a run reads first, as it would."""
-        from core.data.loader import DayLoader
-
-        DayLoader(
-            self._store,
-            self._calendar,
-            self._base,
-            self.symbols,
-            self._sessions,
-            self._config.historical.trailing_days,
-            self._config.session.hours == "extended",
-        ).prefetch()
+    def read_first_days(self, stored: set[str]) -> None:
+        """Read the days a run reads first, as its loader would (its symbols, pre-market rows
+        when it scans); what scanners read beyond ``trailing_days`` the run reads itself.
+        ``stored``: the store's symbols at the base interval."""
+        calendar, sessions = self._calendar, self._sessions
+        DayLoader.for_run(self._config, self._store, calendar, self._base, sessions, stored=stored).prefetch()
 
     def screen_rows(self) -> None:
         """Flag the symbols whose rows already read hold a value the run cannot use, or high
         and low inconsistent with open and close (vector operations, no query)."""
-        self.held = _rows_held(self._store, self._base, self.symbols)
+        self.held = _rows_held(self._store.last_read, self._base, self.symbols)
         if self.held is None or not len(self.held.rows):
             return
         rows = self.held.rows

@@ -17,22 +17,12 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 from calendars import SessionPlan
 from core.config import InsertSpec
 from core.engine.pause import PauseGate
-from core.engine.scanners import ScannerManager
-from core.reporting.snapshot import iso
-
-
-@dataclass(slots=True)
-class DayLog:
-    """What happened mid-session today: scans, insertions, pauses (kept with the last day)."""
-
-    insertions: list[dict[str, Any]] = field(default_factory=list)
-    pauses: list[dict[str, Any]] = field(default_factory=list)
+from core.engine.scanners.manager import ScannerManager
 
 
 class MidSessionDesk:
@@ -120,7 +110,3 @@ class MidSessionDesk:
             except queue.Empty:
                 return
             future.set_exception(RuntimeError(f"insertion of {symbol} not done: {why}"))
-
-
-def insertion_record(symbol: str, source: str, now_ns: int, status: str = "inserted") -> dict[str, Any]:
-    return {"symbol": symbol, "clock": iso(now_ns), "source": source, "status": status}

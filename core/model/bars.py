@@ -16,11 +16,11 @@ in ``BarBlock.invalid`` (see :func:`usable_rows`).  ``backtest validate`` and
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Protocol, overload
 
 import numpy as np
 
 from calendars import Interval
-from core.data.store import BarRows
 
 FIELDS = ("open", "high", "low", "close", "volume")
 PRICES = FIELDS[:4]
@@ -29,29 +29,94 @@ PRICES = FIELDS[:4]
 MAX_PRICE = 1e9
 
 
+class StoredRows(Protocol):
+    """Rows as the store reads them (``core.data.store.BarRows``): several symbols, sorted by start.
+
+    ``symbol`` indexes the block's columns; ``ts`` is each bar's start (UTC ns); a value
+    column may come as a masked array when the store held nulls.
+    """
+
+    @property
+    def symbol(self) -> np.ndarray: ...
+    @property
+    def ts(self) -> np.ndarray: ...
+    @property
+    def open(self) -> np.ndarray: ...
+    @property
+    def high(self) -> np.ndarray: ...
+    @property
+    def low(self) -> np.ndarray: ...
+    @property
+    def close(self) -> np.ndarray: ...
+    @property
+    def volume(self) -> np.ndarray: ...
+    def __len__(self) -> int: ...
+
+
+class _OhlcvRow:
+    """``BarBlock.open`` .. ``volume``: one row of the block's ``ohlcv``, float64 ``[n, k]``.
+
+    Read, it is a view of ``ohlcv``; assigned, the values are copied into ``ohlcv``. A field
+    is never an array of its own, so it cannot go stale when ``ohlcv`` is replaced.
+    """
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.name = FIELDS[index]
+
+    @overload
+    def __get__(self, block: None, owner: type | None = None) -> _OhlcvRow: ...
+    @overload
+    def __get__(self, block: BarBlock, owner: type | None = None) -> np.ndarray: ...
+    def __get__(self, block: BarBlock | None, owner: type | None = None) -> np.ndarray | _OhlcvRow:
+        return self if block is None else block.ohlcv[self.index]
+
+    def __set__(self, block: BarBlock, values: np.ndarray) -> None:
+        row = block.ohlcv[self.index]
+        if np.shape(values) != row.shape:
+            raise ValueError(
+                f"BarBlock.{self.name} is [n, k] = {row.shape}, not {np.shape(values)}; "
+                "a block of another width is built by add_column, drop_column or take_columns"
+            )
+        row[...] = values
+
+
 @dataclass(slots=True)
 class BarBlock:
-    """One interval's bars for ``k`` symbols on a grid of ``n`` bar starts."""
+    """One interval's bars for ``k`` symbols on a grid of ``n`` bar starts.
+
+    The bars are one float64 ``[5, n, k]`` array, ``ohlcv`` (FIELDS order): ``open`` ..
+    ``volume`` are its rows (:class:`_OhlcvRow`), so they can never drift from it, and
+    one copy moves a row of every field.  Methods that change the width build a new
+    ``ohlcv``.
+    """
 
     interval: Interval
     starts: np.ndarray  # int64 [n], bar start (UTC ns)
     ends: np.ndarray  # int64 [n], bar end; earlier than start + interval when cut
-    open: np.ndarray  # float64 [n, k]
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    ohlcv: np.ndarray  # float64 [5, n, k]: open, high, low, close, volume
     present: np.ndarray  # bool [n, k]
     filled: int = 0  # rows revealed so far
     duplicates: np.ndarray | None = None  # per column: stored rows that hit an already-filled slot
-    # float64 [5, n, k] when open..volume are its views (FIELDS order): one copy then moves a row
-    # of every field; None once a field is replaced by an array of its own
-    ohlcv: np.ndarray | None = None
     # int64 [s]: where each session of a multi-session (history) block begins (UTC ns, its
     # open), from the calendar; None for a block of one session
     session_starts: np.ndarray | None = None
     # stored rows left off the grid by from_rows for their values (see usable_rows)
     invalid: int = 0
+
+    open = _OhlcvRow(0)
+    high = _OhlcvRow(1)
+    low = _OhlcvRow(2)
+    close = _OhlcvRow(3)
+    volume = _OhlcvRow(4)
+
+    def __post_init__(self) -> None:
+        shape = (len(FIELDS), *self.present.shape)
+        if self.ohlcv.shape != shape or self.starts.shape != self.present.shape[:1]:
+            raise ValueError(
+                f"a block of {self.starts.size} bar starts and present {self.present.shape} "
+                f"needs ohlcv of shape {shape}, not {self.ohlcv.shape}"
+            )
 
     @classmethod
     def empty(
@@ -62,6 +127,7 @@ class BarBlock:
         k: int,
         session_starts: np.ndarray | None = None,
     ) -> BarBlock:
+        """A block of ``k`` columns on the grid with every bar absent and nothing revealed."""
         ohlcv = np.full((len(FIELDS), int(starts.size), k), np.nan)
         present = np.zeros((int(starts.size), k), dtype=bool)
         return cls.on_fields(interval, starts, ends, ohlcv, present, session_starts=session_starts)
@@ -78,9 +144,8 @@ class BarBlock:
         duplicates: np.ndarray | None = None,
         session_starts: np.ndarray | None = None,
     ) -> BarBlock:
-        """A block whose open..volume are the rows of one ``[5, n, k]`` array."""
-        o, h, lo, c, v = ohlcv
-        return cls(interval, starts, ends, o, h, lo, c, v, present, filled, duplicates, ohlcv, session_starts)
+        """A block holding ``ohlcv`` (``[5, n, k]``, FIELDS order) itself, not a copy."""
+        return cls(interval, starts, ends, ohlcv, present, filled, duplicates, session_starts)
 
     @classmethod
     def from_rows(
@@ -88,7 +153,7 @@ class BarBlock:
         interval: Interval,
         starts: np.ndarray,
         ends: np.ndarray,
-        rows: BarRows,
+        rows: StoredRows,
         k: int,
         session_starts: np.ndarray | None = None,
     ) -> tuple[BarBlock, int]:
@@ -110,10 +175,10 @@ class BarBlock:
             cells = slot.astype(np.int64) * k + sym
             hits = np.bincount(cells, minlength=starts.size * k)
             block.duplicates = np.maximum(hits - 1, 0).reshape(starts.size, k).sum(axis=0)
-            for name in FIELDS:
+            for i, name in enumerate(FIELDS):
                 # np.ma.getdata: a column with nulls comes as a masked array (its masked rows
                 # are not placed, being unusable)
-                getattr(block, name)[slot, sym] = np.ma.getdata(getattr(rows, name))[placed]
+                block.ohlcv[i, slot, sym] = np.ma.getdata(getattr(rows, name))[placed]
             block.present[slot, sym] = True
             block.invalid = 0 if usable is None else int(usable.size - np.count_nonzero(usable))
             off_grid = int(np.count_nonzero(~on_grid if usable is None else ~on_grid & usable))
@@ -124,10 +189,12 @@ class BarBlock:
 
     @property
     def rows(self) -> int:
+        """The number of bar starts of the grid, ``n``."""
         return int(self.starts.size)
 
     @property
     def width(self) -> int:
+        """The number of symbol columns, ``k``."""
         return int(self.present.shape[1])
 
     @property
@@ -142,16 +209,12 @@ class BarBlock:
         lo = self.filled
         if upto <= lo:
             return
-        if self.ohlcv is not None and source.ohlcv is not None:
-            if upto == lo + 1:  # the usual: one row
-                self.ohlcv[:, lo] = source.ohlcv[:, lo]
-                self.present[lo] = source.present[lo]
-            else:
-                self.ohlcv[:, lo:upto] = source.ohlcv[:, lo:upto]
-                self.present[lo:upto] = source.present[lo:upto]
+        if upto == lo + 1:  # the usual: one row
+            self.ohlcv[:, lo] = source.ohlcv[:, lo]
+            self.present[lo] = source.present[lo]
         else:
-            for name in (*FIELDS, "present"):
-                getattr(self, name)[lo:upto] = getattr(source, name)[lo:upto]
+            self.ohlcv[:, lo:upto] = source.ohlcv[:, lo:upto]
+            self.present[lo:upto] = source.present[lo:upto]
         self.filled = upto
 
     def aggregate_into(self, target: BarBlock, row: int, lo: int, hi: int) -> None:
@@ -173,25 +236,11 @@ class BarBlock:
 
     def slice_rows(self, lo: int, hi: int) -> BarBlock:
         """Rows ``[lo, hi)`` as a block of their own (views, no copy)."""
-        if self.ohlcv is not None:
-            return BarBlock.on_fields(
-                self.interval,
-                self.starts[lo:hi],
-                self.ends[lo:hi],
-                self.ohlcv[:, lo:hi],
-                self.present[lo:hi],
-                filled=max(0, min(self.filled, hi) - lo),
-                session_starts=self.session_starts,
-            )
-        return BarBlock(
+        return BarBlock.on_fields(
             self.interval,
             self.starts[lo:hi],
             self.ends[lo:hi],
-            self.open[lo:hi],
-            self.high[lo:hi],
-            self.low[lo:hi],
-            self.close[lo:hi],
-            self.volume[lo:hi],
+            self.ohlcv[:, lo:hi],
             self.present[lo:hi],
             filled=max(0, min(self.filled, hi) - lo),
             session_starts=self.session_starts,
@@ -219,26 +268,11 @@ class BarBlock:
     def take_columns(self, columns: list[int]) -> BarBlock:
         """A block with only ``columns``, in that order (copies)."""
         duplicates = None if self.duplicates is None else self.duplicates[columns]
-        if self.ohlcv is not None:
-            return BarBlock.on_fields(
-                self.interval,
-                self.starts,
-                self.ends,
-                self.ohlcv[:, :, columns],
-                self.present[:, columns],
-                filled=self.filled,
-                duplicates=duplicates,
-                session_starts=self.session_starts,
-            )
-        return BarBlock(
+        return BarBlock.on_fields(
             self.interval,
             self.starts,
             self.ends,
-            self.open[:, columns],
-            self.high[:, columns],
-            self.low[:, columns],
-            self.close[:, columns],
-            self.volume[:, columns],
+            self.ohlcv[:, :, columns],
             self.present[:, columns],
             filled=self.filled,
             duplicates=duplicates,
@@ -247,18 +281,12 @@ class BarBlock:
 
     def add_column(self, source: BarBlock | None = None, column: int = 0) -> None:
         """Widen the block in place by one symbol column: empty, or copied from ``source``."""
-        n = self.rows
-        for name in FIELDS:
-            extra = (
-                getattr(source, name)[:, column : column + 1]
-                if source is not None
-                else np.full((n, 1), np.nan)
-            )
-            setattr(self, name, np.hstack([getattr(self, name), extra]))
-        self.ohlcv = None  # the fields are arrays of their own now
-        extra_present = (
-            source.present[:, column : column + 1] if source is not None else np.zeros((n, 1), bool)
-        )
+        n, taken = self.rows, slice(column, column + 1)
+        if source is not None:
+            extra, extra_present = source.ohlcv[:, :, taken], source.present[:, taken]
+        else:
+            extra, extra_present = np.full((len(FIELDS), n, 1), np.nan), np.zeros((n, 1), bool)
+        self.ohlcv = np.concatenate([self.ohlcv, extra], axis=2)
         self.present = np.hstack([self.present, extra_present])
         if self.duplicates is not None:
             more = (
@@ -270,9 +298,8 @@ class BarBlock:
 
     def drop_column(self, column: int) -> None:
         """Remove one symbol column in place."""
-        for name in (*FIELDS, "present"):
-            setattr(self, name, np.delete(getattr(self, name), column, axis=1))
-        self.ohlcv = None
+        self.ohlcv = np.delete(self.ohlcv, column, axis=2)
+        self.present = np.delete(self.present, column, axis=1)
         if self.duplicates is not None:
             self.duplicates = np.delete(self.duplicates, column)
 
@@ -298,7 +325,7 @@ class BarBlock:
         )
 
 
-def usable_rows(rows: BarRows) -> np.ndarray | None:
+def usable_rows(rows: StoredRows) -> np.ndarray | None:
     """Which stored rows may be streamed: every price finite and in ``(0, MAX_PRICE]``, the
     volume finite and ``>= 0``, no value null; None when all of them may (the usual case).
 
@@ -358,7 +385,7 @@ def concat_blocks(blocks: list[BarBlock]) -> BarBlock:
         blocks[0].interval,
         np.concatenate([b.starts for b in blocks]),
         np.concatenate([b.ends for b in blocks]),
-        np.stack([np.concatenate([getattr(b, name) for b in blocks]) for name in FIELDS]),
+        np.concatenate([b.ohlcv for b in blocks], axis=1),
         np.concatenate([b.present for b in blocks]),
         filled=sum(b.filled for b in blocks),
         duplicates=np.sum(duplicates, axis=0) if len(duplicates) == len(blocks) else None,

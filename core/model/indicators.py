@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import talib
@@ -177,8 +177,6 @@ class IndicatorValues:
     key: str
     interval: str
     values: np.ndarray  # float64 [rows, symbols]; NaN where no bar or not ready
-    inputs_before: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # history bars
-    lookback: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,14 +231,11 @@ def compute_day(
     ``session_history``: the trailing sessions one by one (for rvol); ``regular``: today's
     ``[open, close)`` in UTC ns (rvol compares regular hours only; default: the whole block).
     """
-    k = today.width
-    outputs = [np.full((today.rows, k), np.nan) for _ in definition.keys]
-    before = np.zeros(k, dtype=np.int64)
+    outputs = [np.full((today.rows, today.width), np.nan) for _ in definition.keys]
     if definition.spec.function is not None:
         function, parameters = _talib_call(definition)
         names = definition.spec.inputs
         for j, mine in enumerate(inputs if inputs is not None else symbol_inputs(history, today)):
-            before[j] = mine.history
             if not mine.rows.size:
                 continue
             args = [np.ascontiguousarray(mine.series[name], dtype=np.float64) for name in names]
@@ -250,7 +245,7 @@ def compute_day(
     else:
         _session_helper(definition, today, outputs, session_history or [], regular)
     return [
-        IndicatorValues(key, definition.interval, out, before, definition.lookback)
+        IndicatorValues(key, definition.interval, out)
         for key, out in zip(definition.keys, outputs, strict=True)
     ]
 

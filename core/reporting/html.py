@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from calendars.timefmt import date_hhmm
 from core.reporting.stats import Statistics, Trade
 
 WIDTH, HEIGHT, PAD = 960, 260, 48
@@ -97,10 +98,6 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _when(ns: int) -> str:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
-
-
 def _fmt(value: float | None, pattern: str = "{:,.2f}") -> str:
     return "-" if value is None else pattern.format(value)
 
@@ -139,9 +136,9 @@ def _chart(element_id: str, ns: np.ndarray, values: np.ndarray, label: str, colo
     axis = (
         f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#8c959f"/>'
         f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#8c959f"/>'
-        f'<text x="{PAD}" y="{HEIGHT - 12}" font-size="11">{_e(_when(int(xs[0])))}</text>'
+        f'<text x="{PAD}" y="{HEIGHT - 12}" font-size="11">{_e(date_hhmm(int(xs[0])))}</text>'
         f'<text x="{WIDTH - PAD}" y="{HEIGHT - 12}" font-size="11" text-anchor="end">'
-        f"{_e(_when(int(xs[-1])))}</text>"
+        f"{_e(date_hhmm(int(xs[-1])))}</text>"
         f'<text x="4" y="{PAD}" font-size="11">{hi:,.2f}</text>'
         f'<text x="4" y="{HEIGHT - PAD}" font-size="11">{lo:,.2f}</text>'
         f'<text x="{WIDTH / 2:.0f}" y="16" font-size="12" text-anchor="middle">{_e(label)}</text>'
@@ -183,8 +180,8 @@ def _trades_table(trades: list[Trade]) -> str:
     )
     rows = "".join(
         f'<tr><td class="l">{_e(t.symbol)}</td><td class="l">{_e(t.side)}</td><td>{t.quantity:g}</td>'
-        f'<td class="l">{_e(_when(t.entry_ns))}</td><td>{t.entry_price:,.4f}</td>'
-        f'<td class="l">{_e(_when(t.exit_ns))}</td><td>{t.exit_price:,.4f}</td>'
+        f'<td class="l">{_e(date_hhmm(t.entry_ns))}</td><td>{t.entry_price:,.4f}</td>'
+        f'<td class="l">{_e(date_hhmm(t.exit_ns))}</td><td>{t.exit_price:,.4f}</td>'
         f'<td class="{"pos" if t.pnl >= 0 else "neg"}">{t.pnl:,.2f}</td></tr>'
         for t in trades
     )

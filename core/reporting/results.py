@@ -50,7 +50,8 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
-    """One line of `backtest runs`: a results file and what it holds."""
+    """One line of `backtest runs`: a results file and what it holds
+    (:func:`core.reporting.documents.run_summary_record` is its JSON)."""
 
     run_id: str
     path: Path
@@ -64,24 +65,6 @@ class RunSummary:
     symbols: list[str] | None = None
     total_return: float | None = None  # None without strategies
     latest: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "path": str(self.path),
-            "written": dt.datetime.fromtimestamp(self.modified_ns / 1e9, tz=dt.UTC).isoformat(
-                timespec="seconds"
-            ),
-            "status": self.status,
-            "config": self.config_path,
-            "strategies": self.strategies or [],
-            "first": self.first.isoformat() if self.first else None,
-            "last": self.last.isoformat() if self.last else None,
-            "days": self.days,
-            "symbols": self.symbols or [],
-            "total_return": self.total_return,
-            "latest": self.latest,
-        }
 
 
 class ResultsStore:

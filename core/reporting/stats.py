@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,8 @@ class Trade:
 
 @dataclass(frozen=True, slots=True)
 class Statistics:
+    """A run's figures, computed once after the loop (:func:`compute_statistics`)."""
+
     initial_cash: float
     final_equity: float
     total_return: float
@@ -47,9 +49,6 @@ class Statistics:
     avg_trade: float | None
     best_trade: float | None
     worst_trade: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def compute_statistics(
