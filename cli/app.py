@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli import render
-from cli.errors import EXIT_DATA, handled
+from cli.errors import EXIT_DATA, exit_code_of, handled
 
 if TYPE_CHECKING:
     from core.reporting.snapshot import DaySnapshot
@@ -150,10 +150,11 @@ def validate(
         render.print_json(api.validation_document(report, config))
     else:
         render.validation_report(report, str(config))
-    if not report.valid:
-        for problem in report.errors[:1]:
-            render.error(str(problem))
-    return report.exit_code
+    error = report.error()
+    if error is None:
+        return 0
+    render.error(str(report.errors[0]))
+    return exit_code_of(error)
 
 
 @app.command()
@@ -411,16 +412,19 @@ def data_import(
         raise typer.BadParameter(str(exc), param_hint="--interval") from None
 
     root = _data_dir(data_dir)
-    with render.ImportProgress() as progress:
-        report = api.data_import(
-            root, files, symbol, interval=interval, tz=tz, strict=strict, progress=progress.advance
-        )
+    report = None
     try:
+        with render.ImportProgress() as progress:
+            report = api.data_import(
+                root, files, symbol, interval=interval, tz=tz, strict=strict, progress=progress.advance
+            )
         if json_out:
             render.print_json(api.import_document(root, report, SHOWN_INVALID))
         else:
             render.import_summary(root, report, SHOWN_INVALID)
     except KeyboardInterrupt:
+        if report is None:
+            raise  # the import says what it wrote
         raise KeyboardInterrupt(
             f"the import of {report.symbol} was written in full; only its summary was cut short"
         ) from None

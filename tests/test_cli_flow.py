@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from cli.app import app
@@ -74,7 +76,7 @@ def test_run_human_summary(runner, tmp_path, sample_dir):
     assert "3 streaming" in result.stderr
 
 
-def test_inspect_last_day_json(runner, ran):
+def test_inspect_last_day_json(runner, ran, sample_dir):
     _, results, run_doc, _ = ran
     result = invoke(runner, "inspect", "last-day", "--results-dir", results, "--json")
     assert result.exit_code == 0, result.stderr
@@ -85,10 +87,10 @@ def test_inspect_last_day_json(runner, ran):
     assert doc["session_active"] is False
     msft = doc["symbols"]["MSFT"]
     assert set(msft["bars"]) == {"1m", "5m", "1h"}
-    assert (
-        msft["bars"]["1m"][0]["ts"] == "2023-11-28T14:30:00+00:00"
-        or msft["bars"]["1m"][0]["ts"] > "2023-11-28T14:30"
-    )
+    # the first stored MSFT minute of the day at or after the 14:30 UTC open, read here
+    stored = pq.read_table(sample_dir / "bars" / "interval=1m" / "symbol=MSFT").to_pandas()["ts"]
+    first = stored[(stored >= pd.Timestamp("2023-11-28 14:30", tz="UTC"))].min()
+    assert msft["bars"]["1m"][0]["ts"] == first.isoformat()
     assert msft["bars"]["1h"][-1]["ts"] == "2023-11-28T20:30:00+00:00"
     assert msft["bars"]["1h"][-1]["partial"] is True
     assert "partial" not in msft["bars"]["1h"][0]

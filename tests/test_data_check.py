@@ -27,6 +27,7 @@ import pytest
 
 from calendars import Interval
 from cli.app import app
+from cli.errors import exit_code_of
 from core.config import load_config
 from core.data.checks import KINDS, check_store
 from core.data.store import BarRows
@@ -359,7 +360,7 @@ def test_validate_of_the_clean_store(tmp_path, runner):
 def test_validate_in_process_names_symbol_file_and_example(tmp_path):
     _, config = build(tmp_path, CASES[0])
     report = validate(load_config(config))
-    assert report.exit_code == 4
+    assert exit_code_of(report.error()) == 4
     (error,) = [str(p) for p in report.errors]
     assert "MSFT" in error and BAD_DAY in error and "2 rows with a NaN or infinite price" in error
     assert "row 10 (2023-11-21T14:40:00+00:00): close = nan" in error
@@ -390,9 +391,10 @@ def test_a_naive_ts_column_is_refused_under_new_york_time(tmp_path):
         "from core.config import load_config\n"
         "from core.data.checks import KINDS, check_store\n"
         "from core.data.validation import validate\n"
+        "from cli.errors import exit_code_of\n"
         "health = check_store(Path(sys.argv[1])).as_dict()\n"
         "report = validate(load_config(Path(sys.argv[2])))\n"
-        "print(json.dumps({'zone': time.tzname[0], 'health': health, 'exit': report.exit_code,\n"
+        "print(json.dumps({'zone': time.tzname[0], 'health': health, 'exit': exit_code_of(report.error()) if report.error() else 0,\n"
         "                  'errors': [str(p) for p in report.errors]}))\n"
     )
     env = {**os.environ, "TZ": "America/New_York"}

@@ -140,7 +140,22 @@ def test_report_command_prints_statistics_and_writes_html(tmp_path, sample_dir, 
     assert human.exit_code == 0 and "max drawdown" in human.stdout
     inspect = runner.invoke(app, ["inspect", "last-day", "--json", "--results-dir", str(tmp_path / "r")])
     day = json.loads(inspect.stdout)
-    assert isinstance(day["orders"], list) and isinstance(day["fills"], list)
+    # the last day's orders and fills are the results file's own rows of that day
+    con = duckdb.connect(doc["results"], read_only=True)
+    try:
+        want_orders = con.execute(
+            "SELECT id, status FROM order_days WHERE date = '2023-11-24' ORDER BY id"
+        ).fetchall()
+        close = doc["days"][-1]["market_close"]
+        want_fills = con.execute(
+            "SELECT order_id, price FROM fills WHERE ts_ns > epoch_ns(?::TIMESTAMPTZ) - 86400000000000 "
+            "AND ts_ns <= epoch_ns(?::TIMESTAMPTZ) ORDER BY ts_ns, order_id",
+            [close, close],
+        ).fetchall()
+    finally:
+        con.close()
+    assert [(o["id"], o["status"]) for o in day["orders"]] == want_orders and want_orders
+    assert [(f["order_id"], f["price"]) for f in day["fills"]] == want_fills and want_fills
 
 
 def test_report_without_strategies_says_so(tmp_path, sample_dir, runner):

@@ -44,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from calendars import NS_PER_MINUTE
 from core.data.store import ParquetStore
 from core.data.store import parquet_source as store_source
 from core.model.bars import FIELDS, MAX_PRICE, PRICES
@@ -55,7 +56,7 @@ EXAMPLES = 3  # per kind of problem and file
 # its symbol holds another symbol's rows.  A file of the symbol's own (a year, a month)
 # touches the range of the file before or after it, however far the price trended.
 FOREIGN_RATIO = 2.0
-MINUTE_NS = 60_000_000_000
+MINUTE_NS = NS_PER_MINUTE
 SYMBOL_COLUMNS = ("symbol", "ticker")  # a file's own column naming its rows' symbol, if any
 
 _REIMPORT = "fix the source and re-import it with `backtest data import`, which refuses such rows"

@@ -40,7 +40,7 @@ from core.config import SessionConfig
 from core.data import checks as datacheck
 from core.data.loader import DayLoader
 from core.data.store import BarRows, ParquetStore, StoreRead
-from core.errors import ConfigError, DataError
+from core.errors import BacktestError, ConfigError, DataError
 from core.model.bars import FIELDS, PRICES, usable_rows
 
 # Calendar rules are trusted within these dates; outside them a date is refused.
@@ -50,12 +50,12 @@ LAST_SUPPORTED = dt.date(2099, 12, 31)
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One finding; ``exit_code`` says how the command line reports it."""
+    """One finding; ``kind`` is the error it is (the command line maps it to an exit code)."""
 
     message: str
     where: str = ""
     hint: str = ""
-    exit_code: int = 3
+    kind: type[BacktestError] = ConfigError  # or DataError: the data is missing or invalid
 
     def __str__(self) -> str:
         text = f"{self.where}: {self.message}" if self.where else self.message
@@ -81,16 +81,19 @@ class ValidationReport:
     def valid(self) -> bool:
         return not self.errors
 
-    @property
-    def exit_code(self) -> int:
-        return max((p.exit_code for p in self.errors), default=0)
+    def error(self) -> BacktestError | None:
+        """The report as one error, None when valid: a DataError when any problem is about the
+        data (the first of those), else a ConfigError of the first problem."""
+        if not self.errors:
+            return None
+        first = next((p for p in self.errors if p.kind is DataError), self.errors[0])
+        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        return first.kind(first.message + more, where=first.where, hint=first.hint)
 
     def raise_if_invalid(self) -> None:
-        if self.errors:
-            first = self.errors[0]
-            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
-            cls = DataError if first.exit_code == 4 else ConfigError
-            raise cls(first.message + more, where=first.where, hint=first.hint)
+        error = self.error()
+        if error is not None:
+            raise error
 
 
 ClassCheck = Callable[[SessionConfig], list[Problem]]  # see validate(check_classes=)
@@ -273,7 +276,7 @@ def _check_store(
     try:
         store.check_root()
     except DataError as exc:
-        report.errors.append(Problem(exc.message, where=exc.where, hint=exc.hint, exit_code=4))
+        report.errors.append(Problem(exc.message, where=exc.where, hint=exc.hint, kind=DataError))
         return
     stored = store.available()
     symbols = list(config.streams.symbols)
@@ -284,7 +287,7 @@ def _check_store(
                 f"no data for symbol {symbol}",
                 where=str(store.symbol_dir("1m", symbol)),
                 hint="import it with `backtest data import` or remove it from streams.symbols",
-                exit_code=4,
+                kind=DataError,
             )
         )
     if missing:
@@ -298,7 +301,7 @@ def _check_store(
                 "no interval is stored for every symbol",
                 where="streams.symbols",
                 hint=f"stored: {have}",
-                exit_code=4,
+                kind=DataError,
             )
         )
         return
@@ -384,7 +387,7 @@ def _check_other_symbols(
                 where=where,
                 hint=(f"did you mean {close[0]!r}? " if close else "")
                 + "import it with `backtest data import` or remove it",
-                exit_code=4,
+                kind=DataError,
             )
         )
 
@@ -479,7 +482,7 @@ def _check_coverage(
                     f"symbol {symbol} has no {base} bars in regular hours from {first} to {last}",
                     where=str(store.symbol_dir(base, symbol)),
                     hint="check the dates of its files with `backtest data info`",
-                    exit_code=4,
+                    kind=DataError,
                 )
             )
     for i, plan in enumerate(plans):
@@ -489,7 +492,7 @@ def _check_coverage(
                     f"no {base} bars on {plan.session} for any symbol",
                     where=str(plan.session),
                     hint="import that day or leave it out of the run (session.start/end, --start/--end)",
-                    exit_code=4,
+                    kind=DataError,
                 )
             )
         else:
@@ -814,5 +817,5 @@ def _data_problem(symbol: str, health: datacheck.FileHealth, finding: datacheck.
         f"{symbol}: {health.file}: {finding.text}",
         where=str(health.path),
         hint=finding.hint,
-        exit_code=4,
+        kind=DataError,
     )

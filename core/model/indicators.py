@@ -22,6 +22,7 @@ import numpy as np
 import talib
 from talib import abstract
 
+from calendars import NS_PER_MINUTE
 from core.model.bars import FIELDS, BarBlock
 
 
@@ -274,7 +275,7 @@ def _session_helper(
         minutes = definition.period or 30
         if not today.rows:
             return
-        range_end = int(today.starts[0]) + minutes * 60_000_000_000
+        range_end = int(today.starts[0]) + minutes * NS_PER_MINUTE
         in_range = today.ends <= range_end
         field_ = today.high if definition.kind == "orh" else today.low
         extreme = (np.fmax if definition.kind == "orh" else np.fmin).reduce(

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from calendars import SessionPlan
+from calendars import NS_PER_MINUTE, SessionPlan
 from calendars.timefmt import iso
 from core.config import ScannerSpec
 from core.engine.processor import StreamQueues
@@ -168,7 +168,7 @@ def _scan_times(spec: ScannerSpec, plan: SessionPlan, extended: bool = False) ->
     times = {t for t in (plan.local_time_ns(at, extended) for at in spec.at) if t is not None}
     step = spec.every_minutes
     if step:
-        times.update(range(plan.open_ns + step * 60_000_000_000, plan.close_ns, step * 60_000_000_000))
+        times.update(range(plan.open_ns + step * NS_PER_MINUTE, plan.close_ns, step * NS_PER_MINUTE))
     return sorted(times)
 
 
