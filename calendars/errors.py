@@ -6,13 +6,29 @@ import datetime as dt
 import difflib
 
 
-class CalendarError(Exception):
-    """A calendar question that has no answer (bad exchange, date out of range)."""
+class BacktestError(Exception):
+    """Base of every error the tool reports to its user (the hierarchy: ``core.errors``).
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    Defined here, in the lowest layer, so that calendar errors belong to the one
+    hierarchy without the calendars importing the engine.
+    """
+
+    def __init__(self, message: str, *, hint: str = "", where: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.where = where  # file[:line], field, symbol or day at fault
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{text}. Hint: {self.hint}" if self.hint else text
+
+
+class CalendarError(BacktestError):
+    """A calendar question that has no answer (bad exchange, date out of range)."""
+
+    def __init__(self, message: str, hint: str = "", where: str = "") -> None:
+        super().__init__(message, hint=hint, where=where)
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message

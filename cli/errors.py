@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from calendars import CalendarError
+from calendars import CalendarError, ClockError
 from cli import render
 from core.errors import (
     BacktestError,
@@ -38,6 +38,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (NotInRunError, EXIT_USAGE),  # inspect-day of a holiday or of a day outside the run
     (ConsentError, EXIT_USAGE),  # inspect-day of a run with code, without --run-code
     (ConfigError, EXIT_CONFIG),
+    (ClockError, EXIT_SESSION),  # the simulated clock asked to go back or past the close: a session failure
     (CalendarError, EXIT_CONFIG),  # an unknown exchange, dates outside the calendar
     (NoResultsError, EXIT_DATA),  # inspect / report before any run (or of a run not there)
     (DataError, EXIT_DATA),
@@ -116,7 +117,7 @@ def _interrupted(exc: BaseException) -> bool:
 
 def _fail(exc: Exception) -> NoReturn:
     """Report an error as one paragraph and exit with its code (called while it is handled)."""
-    if isinstance(exc, BacktestError | CalendarError):
+    if isinstance(exc, BacktestError):
         _report(exc)
         raise typer.Exit(exit_code_of(exc)) from None
     _report(exc, prefix=f"internal error ({type(exc).__name__}): ")  # a bug of ours: still one paragraph

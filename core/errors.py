@@ -6,19 +6,20 @@ The command line maps each class to an exit code in one table
 
 from __future__ import annotations
 
+from calendars.errors import BacktestError, CalendarError
 
-class BacktestError(Exception):
-    """Base of every error the tool reports to its user."""
-
-    def __init__(self, message: str, *, hint: str = "", where: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.where = where  # file[:line], field, symbol or day at fault
-
-    def __str__(self) -> str:
-        text = f"{self.where}: {self.message}" if self.where else self.message
-        return f"{text}. Hint: {self.hint}" if self.hint else text
+__all__ = [
+    "BacktestError",
+    "CalendarError",
+    "ConfigError",
+    "ConsentError",
+    "DataError",
+    "LifecycleError",
+    "NoResultsError",
+    "NotInRunError",
+    "ResultsError",
+    "SessionError",
+]
 
 
 class ConfigError(BacktestError):

@@ -32,7 +32,6 @@ minute twice.  Nothing loops over rows in Python.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calendars import NS_PER_MINUTE
+from calendars.timefmt import iso_us
 from core.data.store import ParquetStore
 from core.data.store import parquet_source as store_source
 from core.model.bars import FIELDS, MAX_PRICE, PRICES
@@ -969,11 +969,7 @@ def _duplicate_example(root: Path, path: Path, found: dict[str, Any]) -> Example
 
 
 def _iso(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    seconds, rest = divmod(int(ns), 1_000_000_000)
-    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC) + dt.timedelta(microseconds=rest // 1000)
-    return stamp.isoformat()
+    return None if ns is None else iso_us(int(ns))
 
 
 def _relative(root: Path, path: Path) -> str:
