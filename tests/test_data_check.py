@@ -32,7 +32,7 @@ from core.config import load_config
 from core.data.checks import KINDS, check_store
 from core.data.store import BarRows
 from core.data.validation import ValidationReport, validate
-from core.engine.coordinator import SessionCoordinator
+from core.engine.coordinator import RunResult, SessionCoordinator
 from core.errors import DataError
 from core.execution.strategy import Batch, Strategy, StrategyContext
 from core.model.bars import BarBlock
@@ -414,14 +414,12 @@ def test_a_naive_ts_column_is_refused_under_new_york_time(tmp_path):
 # -- the run -------------------------------------------------------------------------------
 
 
-def run_ignoring_validation(config: Path, monkeypatch) -> SessionCoordinator:
+def run_ignoring_validation(config: Path, monkeypatch) -> RunResult:
     """Run as if validation had been skipped: its errors do not stop the run."""
     monkeypatch.setattr(ValidationReport, "raise_if_invalid", lambda self: None)
     SEEN["prices"].clear()
     SEEN["volumes"].clear()
-    coordinator = SessionCoordinator(load_config(config))
-    coordinator.run()
-    return coordinator
+    return SessionCoordinator(load_config(config)).run()
 
 
 def assert_only_usable_values_seen() -> None:
@@ -452,17 +450,18 @@ def test_a_run_never_streams_an_unusable_value(tmp_path, monkeypatch, case):
 def test_rows_left_out_count_as_missing(tmp_path, monkeypatch, name, placed, invalid, off_grid):
     """2023-11-21 as the run placed it is the trailing history of 2023-11-22 (clean)."""
     _, config = build(tmp_path, next(c for c in CASES if c.name == name))
-    coordinator = run_ignoring_validation(config, monkeypatch)
-    assert (coordinator._loader.invalid, coordinator._loader.off_grid) == (invalid, off_grid)
-    quality = coordinator.session_data.quality("MSFT")
+    result = run_ignoring_validation(config, monkeypatch)
+    assert (result.rows_unusable, result.rows_off_grid) == (invalid, off_grid)
+    assert result.session_data is not None
+    quality = result.session_data.quality("MSFT")
     assert quality is not None and quality.present_bars == ROWS
     assert (quality.history_present, quality.history_expected) == (placed, ROWS)
 
 
 def test_a_clean_run_streams_every_bar(tmp_path, monkeypatch):
     _, config = build(tmp_path, None)
-    coordinator = run_ignoring_validation(config, monkeypatch)
-    assert coordinator._loader.invalid == 0 and coordinator._loader.off_grid == 0
+    result = run_ignoring_validation(config, monkeypatch)
+    assert result.rows_unusable == 0 and result.rows_off_grid == 0
     assert_only_usable_values_seen()
 
 

@@ -125,6 +125,7 @@ class SessionCoordinator:
             result.last_day, result.last_scans = self.log, list(self.scanners.scans)
             result.ledger, result.portfolio = self.strategies.ledger, self.portfolio
             result.strategy_states = self.strategies.states
+            result.rows_off_grid, result.rows_unusable = self._loader.off_grid, self._loader.invalid
         finally:
             self._store.close()
         result.seconds = time.perf_counter() - started

@@ -38,6 +38,10 @@ class RunResult:
     # per day: (date, portfolio JSON, strategy states JSON) at its open, to replay that day
     openings: list[tuple[str, str, str]] = field(default_factory=list)
     data_symbols: list[str] = field(default_factory=list)  # every symbol the run may read
+    # stored rows of streamed days left off the grid: off the minute (or in a break), or unusable
+    # values (a non-finite or absurd price, a negative volume)
+    rows_off_grid: int = 0
+    rows_unusable: int = 0
 
     @property
     def bars(self) -> int:
