@@ -517,7 +517,7 @@ class ParquetStore:
             live = self.symbol_dir(label, symbol)
             if (work / "old").is_dir() and (work / "new").is_dir() and not os.path.lexists(live):
                 os.rename(work / "new", live)
-                _fsync_dir(live.parent)
+                fsync_dir(live.parent)
             _remove_tree(work)
         _remove_empty(area)
 
@@ -596,7 +596,7 @@ class SymbolWrite:
         pq.write_table(
             table.cast(PARQUET_SCHEMA), path, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS
         )
-        _fsync_file(path)
+        fsync_file(path)
         self._written.add(name)
         return self.folder / name
 
@@ -619,14 +619,14 @@ class SymbolWrite:
         if not self.changed:
             return
         self._carry_over()
-        _fsync_dir(self._staged)
+        fsync_dir(self._staged)
         _make_dirs(self.store.root, self.folder.parent)  # bars/interval=<I>, on a first write
         pause_point("store-switch")
         with _sigint_held() as interrupted:
             _switch(self._staged, self.folder, self._work / "old")
             self.committed = True
             try:
-                _fsync_dir(self.folder.parent)
+                fsync_dir(self.folder.parent)
                 _remove_tree(self._work)  # the old folder, now in the staging area
             except OSError:
                 pass  # the write is in; the next writer of the symbol deletes what is left
@@ -745,11 +745,12 @@ def _link_or_copy(source: str, target: str) -> str:
         if exc.errno not in _NO_LINKS:
             raise
         shutil.copy2(source, target, follow_symlinks=False)
-        _fsync_file(Path(target))
+        fsync_file(Path(target))
     return target
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a file's bytes to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -757,7 +758,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """Make a folder's entries durable (a no-op where folders cannot be opened, e.g. Windows)."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -786,7 +787,7 @@ def _switch(staged: Path, live: Path, old: Path) -> None:
         os.rename(staged, live)
     elif not _exchange(staged, live):
         os.rename(live, old)
-        _fsync_dir(old.parent)  # `old` exists on disk before `live` changes: recovery relies on it
+        fsync_dir(old.parent)  # `old` exists on disk before `live` changes: recovery relies on it
         os.rename(staged, live)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from calendars import Interval
+from core.data.store import fsync_dir, fsync_file
 from core.errors import NoResultsError, ResultsError
 from core.events import DayResult
 from core.faults import pause_point
@@ -115,12 +116,12 @@ class ResultsStore:
             finally:
                 con.close()
             _verify(tmp, written)
-            _fsync(tmp)
+            fsync_file(tmp)
             if target.exists() and _holds(target, written):
                 _remove(tmp)  # the same run, already complete: nothing to replace
             else:
                 os.replace(tmp, target)
-                _fsync(self.root)
+                fsync_dir(self.root)
             published = True
             pause_point("results-published")
             self._point_latest_at(target)
@@ -321,15 +322,6 @@ def _verify(path: Path, written: dict[str, int]) -> None:
             where=str(path),
             hint="the disk may be full or failing; free space and run again",
         )
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file (or a directory's entries) to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove(path: Path) -> None:
