@@ -32,10 +32,10 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import pandas as pd
 
 from calendars import CalendarError, Interval, SessionPlan, TradingCalendar
 from calendars.intervals import SUPPORTED
+from calendars.timefmt import local_hhmm, local_iso
 from core.config import SessionConfig
 from core.data import checks as datacheck
 from core.data.loader import DayLoader
@@ -240,10 +240,9 @@ def _local_hours(plan: SessionPlan, extended: bool) -> str:
     for lo, hi in plan.segments_ns(extended):
         ends = []
         for ns in (lo, hi):
-            local = pd.Timestamp(ns, tz="UTC").tz_convert(plan.tz)
-            day = (local.date() - plan.session).days
+            day = (dt.date.fromisoformat(local_iso(ns, plan.tz)[:10]) - plan.session).days
             note = {-1: " (previous day)", 1: " (next day)"}.get(day, "")
-            ends.append(f"{local:%H:%M}{note}")
+            ends.append(f"{local_hhmm(ns, plan.tz)}{note}")
         spans.append("-".join(ends))
     return ", ".join(spans) + f" {plan.tz}"
 

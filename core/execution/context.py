@@ -13,9 +13,9 @@ from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
-import pandas as pd
 
 from calendars import Interval, SessionPlan, SimClock
+from calendars.timefmt import iso_us, local_iso
 from core.errors import SessionError
 from core.execution.broker import Broker
 from core.execution.orders import Order
@@ -30,19 +30,16 @@ class LookAheadError(SessionError):
 
 def moment(now_ns: int, plan: SessionPlan | None) -> str:
     """``on <session> at <local ISO> <tz> (<UTC ISO>)``: a clock time as errors show it."""
-    utc = pd.Timestamp(int(now_ns), tz="UTC")
     if plan is None:
-        return f"at {utc.isoformat()}"
-    local = utc.tz_convert(plan.tz)
-    return f"on {plan.session.isoformat()} at {local.isoformat()} {plan.tz} ({utc.isoformat()})"
+        return f"at {iso_us(now_ns)}"
+    return f"on {plan.session.isoformat()} at {local_iso(now_ns, plan.tz)} {plan.tz} ({iso_us(now_ns)})"
 
 
 def _local_and_utc(ts_ns: int, plan: SessionPlan | None) -> str:
     """``<local ISO> (<UTC ISO>)``, or the UTC ISO time alone without a session."""
-    utc = pd.Timestamp(int(ts_ns), tz="UTC")
     if plan is None:
-        return utc.isoformat()
-    return f"{utc.tz_convert(plan.tz).isoformat()} ({utc.isoformat()})"
+        return iso_us(ts_ns)
+    return f"{local_iso(ts_ns, plan.tz)} ({iso_us(ts_ns)})"
 
 
 def missing_indicator(key: str, configured: Iterable[str]) -> SessionError:
