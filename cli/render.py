@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from calendars.timefmt import hhmm, iso, local_hhmm, ns_of_iso
+from calendars.timefmt import date_hhmm, hhmm, iso, local_hhmm, ns_of_iso
 from core.events import (
     BarsStreamed,
     DayFinished,
@@ -298,24 +298,48 @@ def run_summary(outcome: RunOutcome, symbols: int) -> None:
 
 
 def statistics_table(stats: Statistics, orders: dict[str, int] | None = None) -> None:
-    """The final statistics of a run with strategies."""
+    """The final statistics of a run with strategies, in a trader's order: P&L and returns,
+    drawdowns, risk-adjusted ratios, the benchmark, trades, exposure and costs."""
     table = Table(title="statistics", show_header=False)
     table.add_column("figure", no_wrap=True)
     table.add_column("value", justify="right")
 
     def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value * 100:.2f} %"
+        return "-" if value is None else f"{value * 100:,.2f} %"
+
+    def num(value: float | None, form: str = ",.2f") -> str:
+        return "-" if value is None else format(value, form)
 
     rows = [
-        ("initial equity", f"{stats.initial_cash:,.2f}"),
-        ("final equity", f"{stats.final_equity:,.2f}"),
-        ("return", pct(stats.total_return)),
-        ("max drawdown", pct(stats.max_drawdown)),
-        ("Sharpe (daily returns, annualised)", "-" if stats.sharpe is None else f"{stats.sharpe:.2f}"),
+        ("P&L", f"{num(stats.pnl, '+,.2f')} ({stats.initial_cash:,.2f} -> {stats.final_equity:,.2f})"),
+        ("return (total, annualised)", f"{pct(stats.total_return)}, {pct(stats.annual_return)}"),
+        ("max drawdown", _drawdown_text(stats)),
+        ("max drawdown (session closes)", _daily_drawdown_text(stats)),
+        ("Sharpe (daily returns, annualised)", num(stats.sharpe)),
+        ("Sortino, Calmar", f"{num(stats.sortino)}, {num(stats.calmar)}"),
+    ]
+    if stats.benchmark is not None or stats.beta is not None:
+        rows += [
+            (f"benchmark {stats.benchmark or ''}".rstrip(), pct(stats.benchmark_return)),
+            ("alpha (annualised), beta", f"{pct(stats.alpha)}, {num(stats.beta)}"),
+            ("information ratio (annualised)", num(stats.information_ratio)),
+        ]
+    rows += [
         ("trades (round trips)", str(stats.trades)),
         ("win rate", pct(stats.win_rate)),
-        ("profit factor", "-" if stats.profit_factor is None else f"{stats.profit_factor:.2f}"),
-        ("exposure", pct(stats.exposure)),
+        (
+            "payoff (avg win / avg loss)",
+            f"{num(stats.payoff)} ({num(stats.avg_win)} / {num(stats.avg_loss)})",
+        ),
+        ("profit factor", num(stats.profit_factor)),
+        ("expectancy (per trade)", num(stats.expectancy)),
+        (
+            "avg / best / worst trade",
+            " / ".join(num(v) for v in (stats.avg_trade, stats.best_trade, stats.worst_trade)),
+        ),
+        ("exposure (time, gross)", f"{pct(stats.exposure)}, {pct(stats.gross_exposure)}"),
+        ("commissions, slippage", f"{num(stats.commissions_paid)}, {num(stats.slippage_paid)}"),
+        ("turnover (notional / mean equity)", f"{num(stats.turnover)} ({num(stats.traded_notional)})"),
     ]
     if orders is not None:
         statuses = ", ".join(f"{n} {status}" for status, n in orders.items() if status != "total")
@@ -323,6 +347,32 @@ def statistics_table(stats: Statistics, orders: dict[str, int] | None = None) ->
     for name, value in rows:
         table.add_row(name, value)
     stdout.print(table)
+
+
+def _drawdown_text(stats: Statistics) -> str:
+    """The per-bar max drawdown with its peak, trough and recovery times (UTC)."""
+    text = f"{stats.max_drawdown * 100:.2f} %"
+    if stats.max_drawdown_peak_ns is None or stats.max_drawdown_trough_ns is None:
+        return text
+    text += f", {date_hhmm(stats.max_drawdown_peak_ns)} -> {date_hhmm(stats.max_drawdown_trough_ns)} UTC"
+    recovery = stats.max_drawdown_recovery_ns
+    return text + (f", recovered {date_hhmm(recovery)}" if recovery is not None else ", not recovered")
+
+
+def _daily_drawdown_text(stats: Statistics) -> str:
+    """The drawdown of the session closes: its first session below the peak, its lowest close,
+    how many sessions it lasted and whether it recovered."""
+    if stats.daily_max_drawdown is None:
+        return "-"
+    text = f"{stats.daily_max_drawdown * 100:.2f} %"
+    if stats.daily_drawdown_start is None:
+        return text
+    recovered = stats.daily_drawdown_recovery
+    return (
+        f"{text}, from {stats.daily_drawdown_start}, low {stats.daily_drawdown_trough}, "
+        f"{stats.daily_drawdown_sessions} sessions"
+        + (f" to {recovered}" if recovered is not None else ", not recovered")
+    )
 
 
 # -- inspect: one day, a table each -------------------------------------------------------------
