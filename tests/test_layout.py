@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("core.execution",),
     ("core.engine",),
     ("core.reporting",),
+    ("core.research",),  # sweeps, searches, engines, walk-forward
     ("core.api",),
     ("core.strategy", "core.scanners"),  # the public names user strategy and scanner files import
     ("cli",),

@@ -11,6 +11,7 @@ Import the names below from ``core.config``; the modules are its inside.
 """
 
 from core.config.environment import DATA_DIR_VARIABLE, ELSEWHERE, PREFIX
+from core.config.layers import Setting
 from core.config.loading import config_from_json, load_config, read_config_file
 from core.config.models import _SYMBOL as _SYMBOL  # tests/test_store_faults.py: config shares the rule
 from core.config.models import (
@@ -31,8 +32,11 @@ from core.config.models import (
     StrategySpec,
     StreamsSection,
 )
+from core.config.placeholders import placeholders_in
 
 __all__ = [
+    "Setting",
+    "placeholders_in",
     "DATA_DIR_VARIABLE",
     "ELSEWHERE",
     "MAX_DAYS",

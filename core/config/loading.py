@@ -22,9 +22,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.config.environment import environment_settings
-from core.config.layers import Sources, apply_layer, override_settings, source_of
+from core.config.layers import Setting, Sources, apply_layer, override_settings, source_of
 from core.config.messages import config_error
 from core.config.models import DataSection, SessionConfig
+from core.config.placeholders import fill, placeholders_in
 from core.config.schema import Key
 from core.errors import ConfigError
 
@@ -56,6 +57,9 @@ def load_config(
     path: Path,
     overrides: dict[str, Any] | None = None,
     flags: dict[str, str] | None = None,
+    *,
+    placeholders: dict[str, Any] | None = None,
+    variant: list[Setting] | None = None,
 ) -> SessionConfig:
     """Read ``path``, apply the ``BACKTEST_*`` environment then ``overrides`` (command line), validate.
 
@@ -64,6 +68,10 @@ def load_config(
     (``{"session.clock": "--clock"}``), so that an error about that value names
     the flag.  An override without a flag is named ``override session.clock``.
 
+    A sweep fills the config's ``${name}`` ``placeholders`` in its text and lays its
+    ``variant`` (the varied keys, each naming its sweep parameter) over everything else.
+    A config with placeholders needs them: without, it is an error naming the line.
+
     ``data.dir`` comes back absolute: relative to the config file when it
     came from the file, relative to the working directory when it came from
     the environment (``BACKTEST_DATA_DIR``) or ``--data-dir``.  A class given
@@ -71,15 +79,40 @@ def load_config(
     """
     path = Path(path)
     document, text = read_config_file(path)
+    found = placeholders_in(text)
+    if placeholders is None and found:
+        name, line = next(iter(found.items()))
+        raise ConfigError(
+            f"the config has a sweep placeholder ${{{name}}}: a value only a sweep fills",
+            where=f"{path}:{line}",
+            hint=f"run it with `backtest sweep {path.name} --grid PARAMS.toml` (PARAMS sets {name}), "
+            "or write the value in",
+        )
+    if placeholders is not None:
+        text = fill(text, placeholders, str(path))
+        document = _parse_filled(text, path)
     merged = copy.deepcopy(document)
     sources: Sources = {}  # who set a value above the file; anything else is the file's
     apply_layer(merged, sources, environment_settings(os.environ, document))
     apply_layer(merged, sources, override_settings(overrides or {}, flags or {}))
+    apply_layer(merged, sources, variant or [])
     _anchor_paths(merged, sources, path)
     try:
         return SessionConfig.model_validate(merged)
     except ValidationError as exc:
         raise config_error(exc, path, text, sources) from exc
+
+
+def _parse_filled(text: str, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _line_of_toml_error(str(exc))
+        raise ConfigError(
+            f"TOML syntax error once the sweep's placeholders are filled: {exc}",
+            where=f"{path}:{line}" if line else str(path),
+            hint='quote a placeholder that stands for a whole value ("${name}"): it becomes the value itself',
+        ) from exc
 
 
 def config_from_json(text: str) -> SessionConfig:

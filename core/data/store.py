@@ -944,9 +944,21 @@ def _count_rows(
     counts += np.bincount(flat, minlength=counts.size).reshape(counts.shape)
 
 
+_threads: int | None = None  # DuckDB's threads per connection (None: its default, one per core)
+
+
+def limit_threads(threads: int | None) -> None:
+    """Let each connection this process opens from now on use at most ``threads`` threads.
+
+    A worker of a sweep runs one run at a time beside others on the same cores: one thread each.
+    """
+    global _threads
+    _threads = threads
+
+
 def _new_connection() -> duckdb.DuckDBPyConnection:
     # Timestamps cross this boundary as epoch integers only: no ICU, no pytz needed.
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": _threads} if _threads else {})
     con.execute("SET enable_object_cache = true")
     return con
 
