@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli import render
-from cli.errors import EXIT_DATA, exit_code_of, handled
+from cli.errors import EXIT_DATA, EXIT_SOME_RUNS_FAILED, exit_code_of, handled
 
 if TYPE_CHECKING:
     from core.reporting.snapshot import DaySnapshot
@@ -27,7 +27,7 @@ app = typer.Typer(
         "Replay intraday 1-minute bars day by day through a session coordinator, the way a "
         "live trading system lives through those days.\n\n"
         "Exit codes: 0 success, 2 bad usage, 3 invalid config, 4 data missing or invalid, "
-        "5 failure during a session, 130 interrupted."
+        "5 failure during a session, 6 a sweep finished but some of its runs failed, 130 interrupted."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -323,9 +323,7 @@ def data_sample(
     from core import api
 
     names: list[str] | int = (
-        int(symbols)
-        if symbols.strip().isdigit()
-        else [s.strip() for s in symbols.split(",") if s.strip()]
+        int(symbols) if symbols.strip().isdigit() else [s.strip() for s in symbols.split(",") if s.strip()]
     )
     if not names:
         raise typer.BadParameter("no symbols given", param_hint="--symbols")
@@ -526,6 +524,146 @@ def runs(results_dir: ResultsDirOpt = None, json_out: JsonOpt = False) -> int:
         render.print_json(api.runs_document(root, found))
     else:
         render.runs_table(found, root)
+    return 0
+
+
+@app.command()
+@handled
+def sweep(
+    config: ConfigArg,
+    grid: Annotated[
+        Path,
+        typer.Option(
+            "--grid",
+            help="PARAMS.toml: [params] (dotted config keys or ${name} placeholders: a list of values or "
+            '{min, max, step}), [objective] statistic and direction, constraints = ["trades >= 50"].',
+            show_default=False,
+        ),
+    ],
+    search: Annotated[
+        str, typer.Option("--search", help="grid (every combination), random or tpe (Optuna, --trials N).")
+    ] = "grid",
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="random/tpe: how many points to run.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="random/tpe: the sampler's seed.")] = 0,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (a process pool) or dask (a Dask cluster at --address).")
+    ] = "local",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Runs at once (default: the cores, or the cluster's threads)."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="The Dask scheduler, e.g. tcp://10.0.0.5:8786.")
+    ] = None,
+    sweep_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--sweep-dir", help="Where sweep.duckdb and the runs go (default: sweeps/<config name>)."
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the sweep in --sweep-dir: finished runs are not run again."),
+    ] = False,
+    walk_forward: Annotated[
+        str | None,
+        typer.Option(
+            "--walk-forward",
+            help='"train=60,test=20,step=20[,anchored]" (sessions): optimise on each train window, run '
+            "the best on the next test window, stitch the test runs.",
+        ),
+    ] = None,
+    days: DaysOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    data_dir: DataDirOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    json_out: JsonOpt = False,
+) -> int:
+    """Run a config many times over a grid of parameters, or a walk-forward, on a process pool or a cluster.
+
+    Each run writes its own results file (as `backtest run`) under SWEEP_DIR/runs; SWEEP_DIR/sweep.duckdb
+    gets one row per run (its parameters, status and error, objective, every statistic, wall time,
+    worker). A failing run is recorded and the sweep goes on (exit 6 if any failed). Ctrl-C loses
+    only the runs in flight: --resume continues.
+
+    Example: backtest sweep sample_configs/sma_cross.toml --grid sample_configs/sma_grid.toml --workers 2
+    """
+    from core import api
+
+    folder = sweep_dir or Path("sweeps") / config.stem
+    options = api.sweep_options(
+        search=search,
+        trials=trials,
+        seed=seed,
+        engine=engine,
+        workers=workers,
+        address=address,
+        resume=resume,
+        walk_forward=walk_forward,
+        days_limit=days,
+    )
+    overrides = _overrides(start, end, None, data_dir)
+    with render.SweepDisplay(_objective_name(grid), quiet=quiet or json_out) as display:
+        outcome = api.sweep(config, grid, folder, options, overrides, FLAGS, on_progress=display)
+    if json_out:
+        render.print_json(api.sweep_outcome_document(outcome))
+    else:
+        render.sweep_summary(outcome)
+    if outcome.failed:
+        render.error(
+            f"{outcome.failed} of {outcome.runs} runs failed (each recorded with its error in "
+            f"{outcome.table}); `backtest sweep-report` lists them"
+        )
+        return EXIT_SOME_RUNS_FAILED
+    return 0
+
+
+def _objective_name(grid: Path) -> str:
+    import tomllib
+
+    try:
+        return str(
+            tomllib.loads(grid.read_text(encoding="utf-8")).get("objective", {}).get("statistic", "sharpe")
+        )
+    except (OSError, ValueError, AttributeError):
+        return "objective"
+
+
+@app.command("sweep-report")
+@handled
+def sweep_report(
+    folder: Annotated[
+        Path, typer.Argument(metavar="SWEEP_DIR", help="A sweep's directory.", show_default=False)
+    ],
+    top: Annotated[int, typer.Option("--top", min=1, help="How many of the best runs to list.")] = 10,
+    x: Annotated[
+        str | None, typer.Option("--x", help="The heatmap's column parameter (default: the first).")
+    ] = None,
+    y: Annotated[
+        str | None, typer.Option("--y", help="The heatmap's row parameter (default: the second).")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML page there.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """What a sweep found: the top runs with their stability, the objective over two parameters, failures,
+    and a walk-forward's folds with the stitched out-of-sample statistics.
+
+    Stability: how much the objective falls when one parameter moves to its neighbouring grid value.
+
+    Example: backtest sweep-report sweeps/sma_cross --html sweep.html
+    """
+    from core import api
+
+    report = api.sweep_report(folder, top, x, y, html_out)
+    if json_out:
+        render.print_json(api.sweep_report_document(report))
+    else:
+        render.sweep_report(report, html_out)
     return 0
 
 

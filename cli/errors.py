@@ -31,6 +31,7 @@ EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_DATA = 4
 EXIT_SESSION = 5
+EXIT_SOME_RUNS_FAILED = 6  # a sweep finished, but some of its runs failed (each recorded with its error)
 EXIT_INTERRUPTED = 130
 
 # The first class an error is an instance of decides its code (subclasses before bases).

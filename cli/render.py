@@ -170,6 +170,172 @@ class RunProgress:
         stderr.file.write(text + "\n")
 
 
+class SweepDisplay:
+    """A sweep's progress: runs done/failed of the total, the best so far, elapsed and ETA.
+
+    A live line on a terminal; elsewhere a plain line every ``every`` runs and at the end.
+    """
+
+    def __init__(self, objective: str, quiet: bool = False, every: int = 10) -> None:
+        self._objective = objective
+        self._quiet = quiet
+        self._every = every
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._last = -1
+
+    def __enter__(self) -> SweepDisplay:
+        if stderr.is_terminal and not self._quiet:
+            self._progress = Progress(
+                TextColumn("sweep"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[line]}"),
+                TimeElapsedColumn(),
+                console=stderr,
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("sweep", total=None, line="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, progress: Any) -> None:
+        if self._quiet:
+            return
+        line = self.line(progress)
+        if self._progress is not None:
+            self._progress.update(self._task, total=progress.total, completed=progress.done, line=line)
+        elif progress.done != self._last and (
+            progress.done % self._every == 0 or progress.done == progress.total
+        ):
+            self._last = progress.done
+            stderr.file.write(f"sweep {progress.done}/{progress.total} {line}\n")
+
+    def line(self, progress: Any) -> str:
+        failed = f"{progress.failed} failed" if progress.failed else "none failed"
+        best = "best -"
+        if progress.best is not None:
+            params = ", ".join(f"{_short(k)}={v}" for k, v in (progress.best_params or {}).items())
+            best = f"best {self._objective} {progress.best:.6g} ({params})"
+        eta = progress.eta
+        left = f"ETA {_clock(eta)}" if eta is not None else "ETA -"
+        return f"{failed} · {best} · {left}"
+
+
+def _short(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+def _clock(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def sweep_summary(outcome: Any) -> None:
+    """After `sweep`: counts, the best run (or the walk-forward's folds), where the table is."""
+    stdout.print(
+        f"sweep: {outcome.runs} runs, {outcome.failed} failed"
+        + (f", {outcome.reused} already done" if outcome.reused else "")
+        + f" in {outcome.wall_s:.1f} s -> {outcome.table}",
+        highlight=False,
+    )
+    if outcome.best is not None:
+        best = outcome.best
+        params = ", ".join(f"{k} = {json.dumps(v)}" for k, v in best["params"].items())
+        stdout.print(
+            f"best {outcome.objective} ({outcome.direction}): {best['objective']:.6g}  [{params}]  "
+            f"run {best['run_id']}",
+            highlight=False,
+            markup=False,
+        )
+    elif not outcome.folds:
+        stdout.print(f"no run met the constraints with a value of {outcome.objective}", highlight=False)
+    if outcome.folds:
+        table = Table(title="walk-forward folds")
+        for name in ("fold", "train", "test", "params", "train obj.", "test obj.", "status"):
+            table.add_column(name)
+        for fold in outcome.folds:
+            table.add_row(
+                str(fold["fold"]),
+                " .. ".join(fold["train"]),
+                " .. ".join(fold["test"]),
+                escape(json.dumps(fold["params"])),
+                _num(fold["train_objective"]),
+                _num(fold["test_objective"]),
+                escape(fold["status"]),
+            )
+        stdout.print(table)
+        stats = outcome.oos_statistics
+        if stats:
+            stdout.print(
+                f"out of sample: total return {stats['total_return']:.4%}, "
+                f"max drawdown {stats['max_drawdown']:.4%}, Sharpe {_num(stats.get('sharpe'))}, "
+                f"{stats['trades']} trades over {stats['days']} sessions",
+                highlight=False,
+            )
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def sweep_report(report: Any, html_path: Path | None) -> None:
+    """`sweep-report`: the top runs, the heatmap, failures, folds."""
+    stdout.print(
+        f"sweep {report.sweep_dir}: {report.runs} runs, {report.failed} failed; objective {report.objective} "
+        f"({report.direction})",
+        highlight=False,
+    )
+    table = Table(title="top runs")
+    for name in ("#", *report.params, "objective", "stability", "feasible", "trades", "run"):
+        table.add_column(escape(name), justify="right")
+    for n, row in enumerate(report.top, 1):
+        table.add_row(
+            str(n),
+            *(escape(json.dumps(row["params"][p])) for p in report.params),
+            _num(row["objective"]),
+            _num(row["stability"]),
+            "yes" if row["feasible"] else "no",
+            _num(row["trades"]),
+            str(row["run_id"]),
+        )
+    stdout.print(table)
+    heat = report.heatmap
+    if heat is not None:
+        grid = Table(title=f"{report.objective} by {heat['y']} (rows) x {heat['x']} (columns)")
+        grid.add_column("")
+        for value in heat["x_values"]:
+            grid.add_column(escape(json.dumps(value)), justify="right")
+        for label, row in zip(heat["y_values"], heat["cells"], strict=True):
+            grid.add_row(escape(json.dumps(label)), *(_num(v) for v in row))
+        stdout.print(grid)
+    for failure in report.errors[:10]:
+        note(f"failed: trial {failure['trial']} {json.dumps(failure['params'])}: {failure['error']}")
+    if len(report.errors) > 10:
+        note(f"... and {len(report.errors) - 10} more failed runs (sweep-report --json lists them all)")
+    if report.folds:
+        folds = Table(title="walk-forward folds")
+        for name in ("fold", "train", "test", "params", "train obj.", "test obj.", "status"):
+            folds.add_column(name)
+        for f in report.folds:
+            folds.add_row(
+                str(f["fold"]),
+                f"{f['train_start']} .. {f['train_end']}",
+                f"{f['test_start']} .. {f['test_end']}",
+                escape(json.dumps(f["params"])),
+                _num(f["train_objective"]),
+                _num(f["test_objective"]),
+                escape(str(f["status"])),
+            )
+        stdout.print(folds)
+    if html_path is not None:
+        note(f"HTML report: {html_path}")
+
+
 class ImportProgress:
     """A progress bar of `data import` on a terminal; nothing elsewhere (``advance`` is then None)."""
 

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from core.reporting.results import RunSummary
     from core.reporting.snapshot import DaySnapshot
     from core.reporting.stats import Statistics, Trade
+    from core.research.report import SweepReport
+    from core.research.sweep import SweepOptions, SweepOutcome, SweepProgress
 
 __all__ = [
     "RunOutcome",
@@ -81,6 +83,11 @@ __all__ = [
     "runs_document",
     "sample_document",
     "statistics_of",
+    "sweep",
+    "sweep_options",
+    "sweep_outcome_document",
+    "sweep_report",
+    "sweep_report_document",
     "store_document",
     "validate",
     "validation_document",
@@ -341,6 +348,62 @@ def list_runs(results_dir: Path) -> list[RunSummary]:
     from core.reporting.results import ResultsStore
 
     return ResultsStore(results_dir).runs()
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+def sweep(
+    config_path: Path,
+    grid_path: Path,
+    sweep_dir: Path,
+    options: SweepOptions,
+    overrides: dict[str, Any] | None = None,
+    flags: dict[str, str] | None = None,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+) -> SweepOutcome:
+    """Run the sweep (or walk-forward) of ``grid_path`` over ``config_path``; rows in ``sweep_dir``."""
+    from core.research.sweep import run_sweep
+
+    return run_sweep(config_path, grid_path, sweep_dir, options, overrides, flags, on_progress)
+
+
+def sweep_options(**values: Any) -> SweepOptions:
+    from core.research.sweep import SweepOptions
+
+    return SweepOptions(**values)
+
+
+def sweep_report(
+    sweep_dir: Path, top: int = 10, x: str | None = None, y: str | None = None, html: Path | None = None
+) -> SweepReport:
+    """What a sweep found, and its self-contained HTML page written to ``html`` when given."""
+    from core.research.report import load_sweep, render_sweep_html
+
+    report = load_sweep(sweep_dir, top, x, y)
+    if html is not None:
+        _write_text(html, render_sweep_html(report), "--html")
+    return report
+
+
+def sweep_outcome_document(outcome: SweepOutcome) -> dict[str, Any]:
+    """`sweep --json`: counts, the best run or the walk-forward's folds and out-of-sample statistics."""
+    return {
+        "sweep_dir": str(outcome.sweep_dir),
+        "table": str(outcome.table),
+        "runs": outcome.runs,
+        "failed": outcome.failed,
+        "reused": outcome.reused,
+        "objective": {"statistic": outcome.objective, "direction": outcome.direction},
+        "best": outcome.best,
+        "folds": outcome.folds,
+        "oos_statistics": outcome.oos_statistics,
+        "seconds": outcome.wall_s,
+    }
+
+
+def sweep_report_document(report: SweepReport) -> dict[str, Any]:
+    from core.research.report import sweep_report_document as document
+
+    return document(report)
 
 
 # -- the data store -----------------------------------------------------------------------------
