@@ -65,7 +65,9 @@ class LocalEngine:
         self._deaths: dict[str, int] = {}  # key -> times its own worker died under it
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.slots, mp_context=self._context)
+        return ProcessPoolExecutor(
+            self.slots, mp_context=self._context, initializer=_watch_driver, initargs=(os.getpid(),)
+        )
 
     def submit(self, task: RunTask) -> None:
         self._futures[self._pool.submit(execute, task)] = task
@@ -135,6 +137,28 @@ class LocalEngine:
                 process.kill()
         with contextlib.suppress(Exception):
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _watch_driver(driver: int) -> None:
+    """In a worker: leave when the driver is gone (killed), instead of waiting for work forever.
+
+    A pool's workers hold both ends of their task pipe, so a driver killed with SIGKILL leaves
+    them blocked; a thread checks once a second that the driver still exists.
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(driver, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # (alive, another user's: cannot happen for our own parent)
+                pass
+
+    threading.Thread(target=watch, name="watch-driver", daemon=True).start()
 
 
 def _process(pool: ProcessPoolExecutor, pid: int) -> Any:

@@ -185,6 +185,12 @@ def run_sweep(
         try:
             driver = _Driver(spec, options, variants, table, engine, sweep_dir, progress, on_progress)
             driver.run(jobs, folds)
+        except KeyboardInterrupt:
+            runs, _ = table.counts()
+            raise KeyboardInterrupt(
+                f"{runs} finished runs are recorded in {table.path}, the runs in flight are lost; "
+                "the same command with --resume continues the sweep"
+            ) from None
         finally:
             engine.close()
         stitched = stitch(folds, table) if folds else None
