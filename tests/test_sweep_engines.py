@@ -475,3 +475,37 @@ def test_a_killed_dask_worker_process_is_rescheduled(workspace: Path, local_swee
     assert row["attempts"] >= 2
     assert row["worker"].rsplit(":", 1)[1] != str(victim_pid)
     assert all(r["attempts"] == 1 for r in rows if r["key"] != killed[0])
+
+
+def test_a_stale_running_marker_does_not_blame_a_run_that_never_started(
+    workspace: Path, local_sweep, fresh_forkserver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose marker was left by an earlier process (a sweep interrupted with it in flight,
+    then resumed) is not charged with a worker death it was not there for.
+
+    One worker and a pool death allowed once: trial 0 runs and its worker is killed (recorded
+    failed, rightly); trial 1 waits in the pool, never started, with a stale marker, and must
+    be submitted again and finish.
+    """
+    monkeypatch.setattr("core.research.engines.LOCAL_ALLOWED_FAILURES", 1)
+    monkeypatch.setenv(PAUSE_VARIABLE, "sweep-run")
+    sweep_dir = workspace / "sweep_stale_marker"
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process that was, as the marker of an interrupted sweep's run names
+    keys = [r["key"] for r in local_sweep[1]]
+    marker = sweep_dir / "running" / keys[1]
+    marker.parent.mkdir(parents=True)
+    marker.write_text(json.dumps({"attempts": 1, "pid": gone.pid, "host": socket.gethostname()}))
+    helper = KillOneResumeTheRest(sweep_dir)
+    helper.start()
+    try:
+        outcome = sweep(workspace, sweep_dir, engine="local", workers=1)
+    finally:
+        helper.done.set()
+        helper.join(5)
+    assert helper.killed is not None and helper.killed[0] == keys[0]
+    rows = rows_of(outcome)
+    assert [(r["key"], r["status"]) for r in rows] == [
+        (keys[0], "failed"), (keys[1], "ok"), (keys[2], "ok"), (keys[3], "ok"),
+    ], [r["error"] for r in rows]  # fmt: skip
+    assert outcome.failed == 1
