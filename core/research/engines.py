@@ -126,7 +126,7 @@ class LocalEngine:
             except (OSError, ValueError):
                 continue
             process = _process(self._pool, int(marker.get("pid", 0)))
-            if process is None or process.exitcode not in (-signal.SIGTERM, 0, None):
+            if process is not None and process.exitcode not in (-signal.SIGTERM, 0, None):
                 dead.add(task.key)
         return dead or {task.key for task in lost}  # cannot tell: count them all
 
