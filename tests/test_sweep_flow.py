@@ -215,11 +215,6 @@ def test_duckdb_reports_ctrl_c_in_a_query_as_a_runtime_error():
     assert done.stdout.strip() == "RuntimeError|Query interrupted", done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ctrl-C landing in the sweep table's INSERT comes out of DuckDB as RuntimeError('Query "
-    "interrupted'): run_sweep catches only KeyboardInterrupt, so the sweep exits 5 with 'internal error'",
-)
 def test_ctrl_c_inside_a_write_of_the_sweep_table_is_an_interrupt(runner, setup, tmp_path, monkeypatch):
     from core.research.engines import _THREAD_VARIABLES
     from core.research.table import SweepTable
@@ -274,11 +269,6 @@ def test_resume_refuses_another_grid_and_a_new_sweep_refuses_a_used_dir(runner, 
     assert comparable(search_rows(sweep_dir)) == comparable(reference.rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--resume compares the grid file by path only: a grid edited in place (a constraint, "
-    "a parameter) is resumed, with rows judged by the old constraints or an internal BinderException",
-)
 @pytest.mark.parametrize(
     "edited",
     [

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import SessionConfig, Setting, load_config, placeholders_in, read_config_file
+from core.data.store import is_interrupt
 from core.errors import BacktestError, ConfigError
 from core.research.searches import SEARCHES, GridSearch, OptunaSearch, Search
 from core.research.space import SweepSpec, read_spec, variant_settings
@@ -174,6 +175,7 @@ def run_sweep(
         "walk_forward": options.walk_forward,
         "objective": [spec.objective.statistic, spec.objective.direction],
         "constraints": [str(c) for c in spec.constraints],
+        "grid_values": {p.name: list(p.values) for p in spec.parameters},
         "params": spec.names,
         "days": options.days_limit,
     }
@@ -185,7 +187,9 @@ def run_sweep(
         try:
             driver = _Driver(spec, options, variants, table, engine, sweep_dir, progress, on_progress)
             driver.run(jobs, folds)
-        except KeyboardInterrupt:
+        except BaseException as exc:
+            if not is_interrupt(exc):
+                raise
             runs, _ = table.counts()
             raise KeyboardInterrupt(
                 f"{runs} finished runs are recorded in {table.path}, the runs in flight are lost; "

@@ -143,7 +143,19 @@ class SweepTable:
         stored = {k: json.loads(v) for k, v in self._con.execute("SELECT name, value FROM sweep").fetchall()}
         differ = [
             k
-            for k in ("config", "grid", "search", "seed", "walk_forward", "objective", "days")
+            for k in (
+                "config",
+                "grid",
+                "search",
+                "seed",
+                "trials",
+                "walk_forward",
+                "objective",
+                "constraints",
+                "params",
+                "grid_values",
+                "days",
+            )
             if stored.get(k) != info.get(k)
         ]
         if differ:
