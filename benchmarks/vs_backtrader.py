@@ -241,10 +241,13 @@ def run_ours(cli: list[str], config: Path, hours: Hours) -> OursRun:
         try:
             # one row per order, with its final status: the table's own count is the order count
             orders = con.execute(
-                "SELECT symbol, side, quantity, submitted_ns, status, filled_ns FROM orders ORDER BY id"
+                "SELECT symbol, side, quantity, epoch_ns(submitted_at), status, epoch_ns(filled_at) "
+                "FROM orders ORDER BY id"
             ).fetchall()
             (table_count,) = con.execute("SELECT count(*) FROM orders").fetchone() or (0,)
-            fills = con.execute("SELECT symbol, side, quantity, price, bar_ns FROM fills").fetchall()
+            fills = con.execute(
+                "SELECT symbol, side, quantity, price, epoch_ns(bar_ts) FROM fills"
+            ).fetchall()
         finally:
             con.close()
     return OursRun(

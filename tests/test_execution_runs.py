@@ -89,9 +89,9 @@ params = { fast = "sma_10@1m", slow = "sma_30@1m", quantity = 100 }
 def _ledger(path):
     con = duckdb.connect(str(path), read_only=True)
     try:
-        fills = con.execute("SELECT * FROM fills ORDER BY ts_ns, order_id").fetchall()
+        fills = con.execute("SELECT * FROM fills ORDER BY ts, order_id").fetchall()
         daily = con.execute("SELECT * FROM daily_equity ORDER BY date").fetchall()
-        equity = con.execute("SELECT ts_ns, equity, cash, exposed FROM equity ORDER BY seq").fetchall()
+        equity = con.execute("SELECT ts, equity, cash, exposed FROM equity ORDER BY seq").fetchall()
         carry = con.execute("SELECT * FROM carry").fetchall()
     finally:
         con.close()
@@ -148,8 +148,8 @@ def test_report_command_prints_statistics_and_writes_html(tmp_path, sample_dir, 
         ).fetchall()
         close = doc["days"][-1]["market_close"]
         want_fills = con.execute(
-            "SELECT order_id, price FROM fills WHERE ts_ns > epoch_ns(?::TIMESTAMPTZ) - 86400000000000 "
-            "AND ts_ns <= epoch_ns(?::TIMESTAMPTZ) ORDER BY ts_ns, order_id",
+            "SELECT order_id, price FROM fills WHERE ts > ?::TIMESTAMPTZ - INTERVAL 1 DAY "
+            "AND ts <= ?::TIMESTAMPTZ ORDER BY ts, order_id",
             [close, close],
         ).fetchall()
     finally:

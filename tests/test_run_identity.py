@@ -142,8 +142,9 @@ def test_orders_table_has_one_row_per_order_with_its_final_status(tmp_path, stor
     opens = {s.date().isoformat(): o for s, o in schedule["open"].items()}
     rows = query(
         path,
-        """SELECT id, type, tif, status, submitted_date, filled_date, expired_ns, expired_date,
-                  last_date, cancelled_ns, cancelled_date FROM orders ORDER BY id""",
+        """SELECT id, type, tif, status, submitted_date::VARCHAR, filled_date::VARCHAR,
+                  epoch_ns(expired_at), expired_date::VARCHAR, last_date::VARCHAR, epoch_ns(cancelled_at),
+                  cancelled_date::VARCHAR FROM orders ORDER BY id""",
     )
     fills = {order_id for (order_id,) in query(path, "SELECT order_id FROM fills")}
     cancelled = [row for row in rows if row[3] == "cancelled"]
@@ -190,8 +191,8 @@ def test_inspect_day_equals_the_runs_own_orders_and_fills_of_that_day(tmp_path, 
     open_ = xcals.get_calendar("XNYS").session_open(day).value
     want_fills = query(
         path,
-        f"SELECT order_id, ts_ns, price, quantity FROM fills WHERE ts_ns > {open_} AND ts_ns <= {close} "
-        "ORDER BY ts_ns, order_id",
+        f"SELECT order_id, epoch_ns(ts), price, quantity FROM fills WHERE epoch_ns(ts) > {open_} "
+        f"AND epoch_ns(ts) <= {close} ORDER BY ts, order_id",
     )
     got_fills = [
         (f["order_id"], pd.Timestamp(f["time"]).value, f["price"], f["quantity"]) for f in document["fills"]

@@ -377,7 +377,7 @@ def test_walk_forward_against_runs_of_each_window(runner, sample_dir, tmp_path):
     for number, run in enumerate(tests, 1):
         con = duckdb.connect(run["results"], read_only=True)
         try:
-            curve = con.execute("SELECT ts_ns, equity FROM equity ORDER BY seq").fetchall()
+            curve = con.execute("SELECT epoch_ns(ts) AS ts_ns, equity FROM equity ORDER BY seq").fetchall()
             days = con.execute("SELECT date, equity FROM daily_equity ORDER BY date").fetchall()
         finally:
             con.close()
@@ -388,7 +388,7 @@ def test_walk_forward_against_runs_of_each_window(runner, sample_dir, tmp_path):
         equity += [(number, ts, value * factor) for ts, value in curve]
         daily += [(number, day, value * factor) for day, value in days]
         level = days[-1][1] * factor
-    stitched = query(sweep_dir, "SELECT fold, ts_ns, equity FROM oos_equity ORDER BY fold, ts_ns")
+    stitched = query(sweep_dir, "SELECT fold, epoch_ns(ts) AS ts_ns, equity FROM oos_equity ORDER BY fold, ts")
     assert [(r["fold"], r["ts_ns"]) for r in stitched] == [(f, t) for f, t, _ in equity]
     for row, (_, _, value) in zip(stitched, equity, strict=True):
         assert math.isclose(row["equity"], value, rel_tol=1e-9)

@@ -64,11 +64,17 @@ def run_id(config: SessionConfig, sessions: list[str], inputs: RunInputs) -> str
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+# The results file's layout: part of the engine's version, so a file of another layout never
+# stands in for this run's (a rerun writes the new layout under a new id).
+RESULTS_SCHEMA = 3
+
+
 def engine_version() -> str:
     try:
-        return importlib.metadata.version("backtest")
+        version = importlib.metadata.version("backtest")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree without installing
-        return "source"
+        version = "source"
+    return f"{version}+results{RESULTS_SCHEMA}"
 
 
 def source_files(config: SessionConfig) -> list[str]:

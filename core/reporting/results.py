@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from calendars import Interval
 from core.data.store import fsync_dir, fsync_file
@@ -29,11 +30,11 @@ from core.events import DayResult
 from core.faults import pause_point
 from core.model.bars import SymbolBars
 from core.model.session_data import QualityRecord
-from core.reporting.identity import RunInputs
+from core.reporting.identity import RESULTS_SCHEMA, RunInputs
 from core.reporting.snapshot import DaySnapshot
 
 LATEST = "latest"
-SCHEMA_VERSION = 2  # 2: run identity columns, day_open, orders one row per order
+SCHEMA_VERSION = RESULTS_SCHEMA  # 2: run identity columns, day_open, orders one row per order; 3: typed times
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,11 +257,12 @@ class ResultsStore:
 
         con = duckdb.connect(str(path), read_only=True)
         try:
-            curve = con.execute("SELECT ts_ns, equity, exposed FROM equity ORDER BY seq").fetchnumpy()
+            curve = con.execute(
+                f"SELECT {times(con, 'equity', ['ts_ns', 'equity', 'exposed'])} FROM equity ORDER BY seq"
+            ).fetchnumpy()
             daily = con.execute("SELECT date, equity FROM daily_equity ORDER BY date").fetchall()
-            fills = con.execute(
-                "SELECT symbol, side, quantity, price, commission, ts_ns FROM fills ORDER BY ts_ns, order_id"
-            ).fetchall()
+            columns = times(con, "fills", ["symbol", "side", "quantity", "price", "commission", "ts_ns"])
+            fills = con.execute(f"SELECT {columns} FROM fills ORDER BY ts_ns, order_id").fetchall()
         except duckdb.Error as exc:
             raise ResultsError(f"results file has no ledger: {exc}", where=str(path)) from exc
         finally:
@@ -374,6 +376,53 @@ def _connect_for_writing(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def typed_name(name: str) -> str:
+    """The stored name of an in-memory ``*_ns`` column: ``ts_ns`` -> ``ts``, ``filled_ns`` ->
+    ``filled_at``, ``bar_ns`` -> ``bar_ts``, ``market_open_ns`` -> ``market_open``."""
+    base = name.removesuffix("_ns")
+    if base == "bar":
+        return "bar_ts"
+    return f"{base}_at" if base.endswith("ed") else base
+
+
+def _typed(table: pa.Table) -> pa.Table:
+    """``table`` as stored: every ``*_ns`` integer column a UTC ``TIMESTAMPTZ`` (microseconds: the
+    clock moves in whole minutes) under its :func:`typed_name`, every ``*date`` text column a ``DATE``."""
+    columns, names = [], []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        name = field.name
+        if name.endswith("_ns") and pa.types.is_integer(field.type):
+            micros = pc.divide(column.cast(pa.int64()), 1000)
+            column, name = micros.cast(pa.timestamp("us", tz="UTC")), typed_name(name)
+        elif (name == "date" or name.endswith("_date")) and pa.types.is_string(field.type):
+            column = pc.cast(pc.if_else(pc.equal(column, ""), None, column), pa.date32())
+        columns.append(column)
+        names.append(name)
+    return pa.table(columns, names=names)
+
+
+def _create(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """``CREATE TABLE name`` holding ``table`` with typed times (:func:`_typed`)."""
+    con.register("table_in", _typed(table))
+    con.execute(f"CREATE TABLE {name} AS SELECT * FROM table_in")
+    con.unregister("table_in")
+
+
+def times(con: duckdb.DuckDBPyConnection, table: str, names: list[str]) -> str:
+    """A select list giving ``names`` (in-memory names: ``ts_ns``, ``date``...) from a stored table,
+    times as epoch nanoseconds: ``epoch_ns(ts) AS ts_ns`` in files with typed times, the column
+    itself in files written before them (schema 2)."""
+    stored = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+    parts = []
+    for name in names:
+        typed = typed_name(name) if name.endswith("_ns") else name
+        if name.endswith("_ns") and typed in stored:
+            parts.append(f'epoch_ns("{typed}") AS "{name}"')
+        else:
+            parts.append(f'"{name}"')
+    return ", ".join(parts)
+
+
 def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySnapshot) -> None:
     con.execute(
         """CREATE TABLE run (run_id VARCHAR, schema_version INTEGER, config_json VARCHAR,
@@ -413,44 +462,35 @@ def _write_tables(con: duckdb.DuckDBPyConnection, record: RunRecord, snap: DaySn
             "pnl": pa.array([d.pnl for d in record.days], pa.float64()),
         }
     )
-    con.register("days_in", days)
-    con.execute("CREATE TABLE days AS SELECT * FROM days_in")
-    con.execute(
-        """CREATE TABLE last_day (date DATE, exchange VARCHAR, tz VARCHAR, market_open_ns BIGINT,
-           market_close_ns BIGINT, clock_ns BIGINT, session_active BOOLEAN,
-           symbols_json VARCHAR, intervals_json VARCHAR, indicators_json VARCHAR, scans_json VARCHAR,
-           insertions_json VARCHAR, pauses_json VARCHAR, orders_json VARCHAR, fills_json VARCHAR)"""
-    )
-    con.execute(
-        "INSERT INTO last_day VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            snap.date,
-            snap.exchange,
-            snap.tz,
-            snap.market_open_ns,
-            snap.market_close_ns,
-            snap.clock_ns,
-            snap.session_active,
-            json.dumps(snap.symbols),
-            json.dumps(snap.intervals),
-            json.dumps(snap.indicator_keys),
-            json.dumps(snap.scans),
-            json.dumps(snap.insertions),
-            json.dumps(snap.pauses),
-            json.dumps(snap.orders),
-            json.dumps(snap.fills),
-        ],
-    )
-    con.register("bars_in", _bars_table(snap))
-    con.execute("CREATE TABLE last_day_bars AS SELECT * FROM bars_in")
+    _create(con, "days", days)
+    last_day = {
+        "date": pa.array([snap.date], pa.date32()),
+        "exchange": pa.array([snap.exchange], pa.string()),
+        "tz": pa.array([snap.tz], pa.string()),
+        "market_open_ns": pa.array([snap.market_open_ns], pa.int64()),
+        "market_close_ns": pa.array([snap.market_close_ns], pa.int64()),
+        "clock_ns": pa.array([snap.clock_ns], pa.int64()),
+        "session_active": pa.array([snap.session_active], pa.bool_()),
+    }
+    for name, value in (
+        ("symbols_json", snap.symbols),
+        ("intervals_json", snap.intervals),
+        ("indicators_json", snap.indicator_keys),
+        ("scans_json", snap.scans),
+        ("insertions_json", snap.insertions),
+        ("pauses_json", snap.pauses),
+        ("orders_json", snap.orders),
+        ("fills_json", snap.fills),
+    ):
+        last_day[name] = pa.array([json.dumps(value)], pa.string())
+    _create(con, "last_day", pa.table(last_day))
+    _create(con, "last_day_bars", _bars_table(snap))
     quality = pa.Table.from_pylist(
         [{"symbol": s, **_quality_row(q)} for s, q in {**snap.quality, **snap.dropped}.items()],
         schema=_QUALITY_SCHEMA,
     )
-    con.register("indicators_in", _indicators_table(snap))
-    con.execute("CREATE TABLE last_day_indicators AS SELECT * FROM indicators_in")
-    con.register("quality_in", quality)
-    con.execute("CREATE TABLE last_day_quality AS SELECT * FROM quality_in")
+    _create(con, "last_day_indicators", _indicators_table(snap))
+    _create(con, "last_day_quality", quality)
 
 
 def orders_by_id(
@@ -514,9 +554,7 @@ def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
         }
     )
     for name, table in tables.items():
-        con.register("ledger_in", table)
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM ledger_in")
-        con.unregister("ledger_in")
+        _create(con, name, table)
     portfolio = getattr(events, "portfolio", None)
     con.execute("CREATE TABLE carry (portfolio_json VARCHAR, strategy_states_json VARCHAR)")
     con.execute(
@@ -628,9 +666,7 @@ def _write_events(con: duckdb.DuckDBPyConnection, events: Any) -> None:
                 "record_json": pa.array([json.dumps(row) for row in rows], pa.string()),
             }
         )
-        con.register("events_in", data)
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM events_in")
-        con.unregister("events_in")
+        _create(con, table, data)
 
 
 _QUALITY_SCHEMA = pa.schema(
@@ -724,14 +760,15 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
     columns = {row[0] for row in con.execute("DESCRIBE days").fetchall()}
     # files written before the streamed hours were recorded: the regular session
     streamed = (
-        "stream_start_ns, stream_end_ns"
-        if "stream_end_ns" in columns
+        times(con, "days", ["stream_start_ns", "stream_end_ns"])
+        if columns & {"stream_end", "stream_end_ns"}
         else "market_open_ns AS stream_start_ns, market_close_ns AS stream_end_ns"
     )
     # timings are not results (they differ run to run): newer files leave them out
     timings = "phase_seconds_json" if "phase_seconds_json" in columns else "'{}'"
+    instants = times(con, "days", ["market_open_ns", "market_close_ns", "clock_ns"])
     day_rows = con.execute(
-        f"""SELECT date, market_open_ns, market_close_ns, clock_ns, bars, symbols,
+        f"""SELECT date, {instants}, bars, symbols,
            {timings}, quality_mean, early_close, dropped_json, equity, pnl, {streamed}
            FROM days ORDER BY day_index"""
     ).fetchall()
@@ -755,7 +792,12 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
         for row in day_rows
     ]
     record = RunRecord(run_id, config_json, base, derived, days, config_path, inputs)
-    meta = con.execute("SELECT * FROM last_day").fetchone()
+    last_day = [
+        "date", "exchange", "tz", "market_open_ns", "market_close_ns", "clock_ns", "session_active",
+        "symbols_json", "intervals_json", "indicators_json", "scans_json", "insertions_json",
+        "pauses_json", "orders_json", "fills_json",
+    ]  # fmt: skip
+    meta = con.execute(f"SELECT {times(con, 'last_day', last_day)} FROM last_day").fetchone()
     assert meta is not None
     date, exchange, tz, open_ns, close_ns, clock_ns, active, syms, ivs, keys, scans, inserts, pauses = meta[
         :13
@@ -779,10 +821,9 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
         orders=json.loads(orders),
         fills=json.loads(fills),
     )
-    cols = con.execute(
-        """SELECT symbol, interval, ts_ns, open, high, low, close, volume, partial
-           FROM last_day_bars ORDER BY symbol, interval, ts_ns"""
-    ).fetchnumpy()
+    bar_columns = ["symbol", "interval", "ts_ns", "open", "high", "low", "close", "volume", "partial"]
+    selected = times(con, "last_day_bars", bar_columns)
+    cols = con.execute(f"SELECT {selected} FROM last_day_bars ORDER BY symbol, interval, ts_ns").fetchnumpy()
     symbol_col, interval_col = cols["symbol"], cols["interval"]
     for symbol in snapshot.symbols:
         for interval in snapshot.intervals:
@@ -796,8 +837,9 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
                 },
                 partial=cols["partial"][rows].astype(bool),
             )
+    indicator_columns = times(con, "last_day_indicators", ["symbol", "key", "ts_ns", "value"])
     ind = con.execute(
-        "SELECT symbol, key, ts_ns, value FROM last_day_indicators ORDER BY symbol, key_order, ts_ns"
+        f"SELECT {indicator_columns} FROM last_day_indicators ORDER BY symbol, key_order, ts_ns"
     ).fetchnumpy()
     for symbol in snapshot.symbols:
         for key in snapshot.indicator_keys:

@@ -133,7 +133,7 @@ class SweepTable:
             "test_start DATE, test_end DATE, params VARCHAR, train_key VARCHAR, train_objective DOUBLE, "
             "test_key VARCHAR, test_run_id VARCHAR, test_objective DOUBLE, status VARCHAR)"
         )
-        self._con.execute("CREATE TABLE oos_equity (fold INTEGER, ts_ns BIGINT, equity DOUBLE)")
+        self._con.execute("CREATE TABLE oos_equity (fold INTEGER, ts TIMESTAMPTZ, equity DOUBLE)")
         self._con.execute("CREATE TABLE oos_daily (fold INTEGER, date DATE, equity DOUBLE)")
         self._con.execute(
             f"CREATE TABLE oos_statistics ({', '.join(f'{_q(n)} {k}' for n, k in self._stats)})"
@@ -235,7 +235,21 @@ class SweepTable:
         self._con.execute("DELETE FROM oos_equity")
         self._con.execute("DELETE FROM oos_daily")
         self._con.execute("DELETE FROM oos_statistics")
-        self._con.executemany("INSERT INTO oos_equity VALUES (?, ?, ?)", list(equity))
+        import pyarrow as pa
+
+        rows = list(equity)
+        curve = pa.table(
+            {
+                "fold": pa.array([f for f, _, _ in rows], pa.int32()),
+                "ts": pa.array([t // 1000 for _, t, _ in rows], pa.int64()).cast(
+                    pa.timestamp("us", tz="UTC")
+                ),
+                "equity": pa.array([e for _, _, e in rows], pa.float64()),
+            }
+        )
+        self._con.register("curve_in", curve)
+        self._con.execute("INSERT INTO oos_equity SELECT * FROM curve_in")
+        self._con.unregister("curve_in")
         self._con.executemany("INSERT INTO oos_daily VALUES (?, ?, ?)", daily)
         if statistics is not None:
             names = [n for n, _ in self._stats]
