@@ -824,35 +824,55 @@ def _read_tables(con: duckdb.DuckDBPyConnection) -> tuple[RunRecord, DaySnapshot
     bar_columns = ["symbol", "interval", "ts_ns", "open", "high", "low", "close", "volume", "partial"]
     selected = times(con, "last_day_bars", bar_columns)
     cols = con.execute(f"SELECT {selected} FROM last_day_bars ORDER BY symbol, interval, ts_ns").fetchnumpy()
-    symbol_col, interval_col = cols["symbol"], cols["interval"]
+    # rows come grouped (ORDER BY symbol, interval, ts): each (symbol, interval) is one slice
+    groups = con.execute(
+        "SELECT symbol, interval, count(*) FROM last_day_bars GROUP BY symbol, interval "
+        "ORDER BY symbol, interval"
+    ).fetchall()
+    slices = _slices(groups)
+    empty = np.empty(0, np.int64)
     for symbol in snapshot.symbols:
         for interval in snapshot.intervals:
-            rows = np.flatnonzero((symbol_col == symbol) & (interval_col == interval))
+            at = slices.get((symbol, interval), slice(0, 0))
             snapshot.bars[(symbol, interval)] = SymbolBars(
                 interval=Interval.parse(interval),
-                ts=cols["ts_ns"][rows].astype(np.int64),
+                ts=cols["ts_ns"][at].astype(np.int64) if at.stop else empty,
                 **{
-                    name: cols[name][rows].astype(np.float64)
+                    name: cols[name][at].astype(np.float64)
                     for name in ("open", "high", "low", "close", "volume")
                 },
-                partial=cols["partial"][rows].astype(bool),
+                partial=cols["partial"][at].astype(bool),
             )
     indicator_columns = times(con, "last_day_indicators", ["symbol", "key", "ts_ns", "value"])
     ind = con.execute(
         f"SELECT {indicator_columns} FROM last_day_indicators ORDER BY symbol, key_order, ts_ns"
     ).fetchnumpy()
+    groups = con.execute(
+        "SELECT symbol, key, count(*) FROM last_day_indicators GROUP BY symbol, key_order, key "
+        "ORDER BY symbol, key_order"
+    ).fetchall()
+    slices = _slices(groups)
     for symbol in snapshot.symbols:
         for key in snapshot.indicator_keys:
-            rows = np.flatnonzero((ind["symbol"] == symbol) & (ind["key"] == key))
+            at = slices.get((symbol, key), slice(0, 0))
             snapshot.indicators[(symbol, key)] = (
-                ind["ts_ns"][rows].astype(np.int64),
-                ind["value"][rows].astype(np.float64),
+                ind["ts_ns"][at].astype(np.int64),
+                ind["value"][at].astype(np.float64),
             )
     names = _QUALITY_SCHEMA.names[1:]
     for row in con.execute(f"SELECT symbol, {', '.join(names)} FROM last_day_quality").fetchall():
         quality = QualityRecord(**dict(zip(names, row[1:], strict=True)))
         (snapshot.dropped if quality.dropped else snapshot.quality)[row[0]] = quality
     return record, snapshot
+
+
+def _slices(groups: list[tuple[str, str, int]]) -> dict[tuple[str, str], slice]:
+    """Where each group's rows are in a result ordered by the groups: ``(a, b) -> slice``."""
+    found, start = {}, 0
+    for first, second, count in groups:
+        found[(first, second)] = slice(start, start + count)
+        start += count
+    return found
 
 
 def _summary(path: Path, latest: bool) -> RunSummary:
