@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from core.reporting.results import RunSummary
     from core.reporting.snapshot import DaySnapshot
     from core.reporting.stats import Statistics, Trade
+    from core.reporting.tables import Exported, Results
     from core.research.report import SweepReport
     from core.research.sweep import SweepOptions, SweepOutcome, SweepProgress
 
@@ -82,6 +83,10 @@ __all__ = [
     "run_id_of",
     "runs_document",
     "sample_document",
+    "export",
+    "open_results",
+    "resolve_run",
+    "run",
     "statistics_of",
     "sweep",
     "sweep_options",
@@ -348,6 +353,59 @@ def list_runs(results_dir: Path) -> list[RunSummary]:
     from core.reporting.results import ResultsStore
 
     return ResultsStore(results_dir).runs()
+
+
+# -- results as data ----------------------------------------------------------------------------
+def run(
+    config: str | Path,
+    results_dir: str | Path = "results",
+    days: int | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> Results:
+    """Run the config file ``config`` (as `backtest run`) and open its results file.
+
+    ``start``/``end``/``days`` override the config's range as the command's flags do.
+    """
+    session = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+    loaded = load_config(Path(config), {"session": session} if session else None)
+    outcome = run_and_save(loaded, Path(results_dir), days, config_path=Path(config))
+    return open_results(outcome.results_path)
+
+
+def resolve_run(results_dir: str | Path, run: str | Path | None = None) -> Path:
+    """The results file of ``run``: a run id, a ``.duckdb`` file, or None for the latest run."""
+    from core.reporting.results import ResultsStore
+
+    store = ResultsStore(Path(results_dir))
+    if run is None:
+        return store.latest()
+    given = Path(run)
+    path = given if given.suffix == ".duckdb" or given.exists() else store.path_of(str(run))
+    if not path.exists():
+        raise NoResultsError(
+            "no such run", where=str(path), hint="give a run id or a .duckdb file; `backtest runs` lists them"
+        )
+    return path
+
+
+def open_results(run: str | Path | None = None, results_dir: str | Path = "results") -> Results:
+    """A results file, open for reading as Arrow or pandas (``run``: a run id, a file, None: latest)."""
+    from core.reporting.tables import Results
+
+    return Results(resolve_run(results_dir, run))
+
+
+def export(
+    results_dir: str | Path, run: str | None, table: str, fmt: str = "parquet", output: Path | None = None
+) -> Exported:
+    """Write one table of a run's results file as Parquet or CSV; what was written."""
+    from core.reporting.tables import Exported
+
+    results = open_results(run, results_dir)
+    path = results.export(table, fmt, output)
+    rows = len(results.arrow(table))
+    return Exported(results.run_id, table, fmt, path, rows)
 
 
 # -- sweeps -------------------------------------------------------------------------------------
