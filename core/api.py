@@ -35,7 +35,14 @@ from core.reporting.documents import (
     store_document,
     validation_document,
 )
-from core.reporting.recorder import RunOutcome, capture, orders_of_day, run_and_save, statistics_of
+from core.reporting.recorder import (
+    RunOutcome,
+    capture,
+    digest_symbols,
+    orders_of_day,
+    run_and_save,
+    statistics_of,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -219,7 +226,8 @@ def replay_day(
         strategy_states=states,
     ).run()
     snapshot = capture(record.run_id, result)
-    now = run_inputs(one_day, Path(one_day.data.dir), record.base_interval, result.data_symbols)
+    read = digest_symbols(one_day, result.data_symbols)
+    now = run_inputs(one_day, Path(one_day.data.dir), record.base_interval, read)
     reasons = now.differences(record.inputs) if record.inputs is not None else []
     if record.inputs is None:
         reasons = ["the results file predates run fingerprints: changes cannot be told"]

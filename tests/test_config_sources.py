@@ -132,6 +132,7 @@ EVERY_KEY: list[tuple[dict[str, str], str, Any]] = [
     ({"BACKTEST_EXECUTION__COMMISSION_BPS": "2"}, "execution.commission_bps", 2.0),
     ({"BACKTEST_EXECUTION__SLIPPAGE_BPS": "3"}, "execution.slippage_bps", 3.0),
     ({"BACKTEST_EXECUTION__FLAT_AT_CLOSE": "true"}, "execution.flat_at_close", True),
+    ({"BACKTEST_BENCHMARK__SYMBOL": "SPY"}, "benchmark.symbol", "SPY"),
     ({"BACKTEST_INDICATORS__0__KIND": "ema"}, "indicators.0.kind", "ema"),
     ({"BACKTEST_INDICATORS__0__INTERVAL": "5m"}, "indicators.0.interval", "5m"),
     ({"BACKTEST_INDICATORS__0__PERIOD": "20"}, "indicators.0.period", 20),

@@ -241,6 +241,25 @@ class ExecutionSection(_Section):
     flat_at_close: bool = False
 
 
+UNIVERSE = "universe"
+
+
+class BenchmarkSection(_Section):
+    """``[benchmark]``: buy-and-hold of ``symbol`` over the run's sessions (``"universe"``: an
+    equal-weight basket of ``streams.symbols``), to measure the run against."""
+
+    symbol: str | None = None
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol_or_universe(cls, value: str | None) -> str | None:
+        if value is None or value == UNIVERSE:
+            return value
+        if not _SYMBOL.match(value):
+            raise ValueError(f"{value!r} is neither a symbol nor {UNIVERSE!r}")
+        return value
+
+
 class StrategySpec(_Section):
     """One ``[[strategies]]`` table: a Strategy subclass and its parameters."""
 
@@ -265,6 +284,7 @@ class SessionConfig(_Section):
     portfolio: PortfolioSection = PortfolioSection()
     execution: ExecutionSection = ExecutionSection()
     strategies: list[StrategySpec] = Field(default_factory=list)
+    benchmark: BenchmarkSection = BenchmarkSection()
 
     @property
     def intervals(self) -> list[Interval]:

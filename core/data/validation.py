@@ -36,7 +36,7 @@ import numpy as np
 from calendars import CalendarError, Interval, SessionPlan, TradingCalendar
 from calendars.intervals import SUPPORTED
 from calendars.timefmt import local_hhmm, local_iso
-from core.config import SessionConfig
+from core.config import UNIVERSE, SessionConfig
 from core.data import checks as datacheck
 from core.data.loader import DayLoader
 from core.data.store import BarRows, ParquetStore, StoreRead
@@ -373,6 +373,8 @@ def _check_other_symbols(
     """Symbols an ``[[insert]]`` or a scanner's universe list names must be in the store
     (at the base interval), or the run would fail mid-session."""
     named = [(f"insert[{n}].symbol", spec.symbol) for n, spec in enumerate(config.insert)]
+    if config.benchmark.symbol not in (None, UNIVERSE):
+        named.append(("benchmark.symbol", config.benchmark.symbol))
     for n, spec in enumerate(config.scanners):
         if isinstance(spec.universe, list):
             named += [(f"scanners[{n}].universe ({spec.name})", symbol) for symbol in spec.universe]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from core.config import SessionConfig
     from core.engine.coordinator import RunResult
     from core.events import EventHandler
+    from core.reporting.benchmark import Benchmark
     from core.reporting.results import RunRecord
     from core.reporting.snapshot import DaySnapshot
     from core.reporting.stats import Statistics
@@ -50,6 +51,7 @@ def run_and_save(
     """
     from core.engine.coordinator import SessionCoordinator
     from core.execution.broker import Portfolio
+    from core.reporting.benchmark import benchmark_of
     from core.reporting.identity import run_id, run_inputs
     from core.reporting.results import ResultsStore, RunRecord
 
@@ -65,7 +67,8 @@ def run_and_save(
         config, days_limit=days_limit, on_event=on_event, portfolio=portfolio, strategy_states=states
     ).run()
     sessions = [day.session.isoformat() for day in result.days]
-    inputs = run_inputs(config, Path(config.data.dir), result.report.base_interval or "", result.data_symbols)
+    interval = result.report.base_interval or ""
+    inputs = run_inputs(config, Path(config.data.dir), interval, digest_symbols(config, result.data_symbols))
     if resume_from is not None:  # where it starts from is part of what it is
         sessions.append(f"resumed:{resume_from.name}")
     identity = run_id(config, sessions, inputs)
@@ -80,8 +83,17 @@ def run_and_save(
         config_path=str(config_path.resolve()) if config_path is not None else "",
         inputs=inputs,
     )
-    path = results.write(record, snapshot, result)
-    return RunOutcome(identity, path, result, snapshot, statistics_of(result))
+    benchmark = benchmark_of(config, result.days, interval)
+    path = results.write(record, snapshot, result, benchmark)
+    return RunOutcome(identity, path, result, snapshot, statistics_of(result, benchmark))
+
+
+def digest_symbols(config: SessionConfig, read: list[str]) -> list[str]:
+    """The symbols whose data a run's results depend on: those it ``read``, and its benchmark's."""
+    from core.config import UNIVERSE
+
+    wanted = config.benchmark.symbol
+    return sorted(set(read) | ({wanted} if wanted not in (None, UNIVERSE) else set()))
 
 
 def _check_resumable(
@@ -129,8 +141,8 @@ def _check_resumable(
         )
 
 
-def statistics_of(result: RunResult) -> Statistics | None:
-    """The statistics of an in-memory run with strategies (None without)."""
+def statistics_of(result: RunResult, benchmark: Benchmark | None = None) -> Statistics | None:
+    """The statistics of an in-memory run with strategies (None without), against ``benchmark``."""
     import numpy as np
 
     from core.reporting.stats import compute_statistics, round_trips
@@ -147,6 +159,10 @@ def statistics_of(result: RunResult) -> Statistics | None:
         np.asarray(ledger.curve_equity),
         np.asarray(ledger.curve_exposed),
         round_trips(ledger.fills),
+        fills=ledger.fills,
+        curve_cash=np.asarray(ledger.curve_cash),
+        benchmark_returns=benchmark.returns() if benchmark is not None else None,
+        benchmark=benchmark.name if benchmark is not None else None,
     )
 
 

@@ -16,7 +16,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -32,6 +32,9 @@ from core.model.bars import SymbolBars
 from core.model.session_data import QualityRecord
 from core.reporting.identity import RESULTS_SCHEMA, RunInputs
 from core.reporting.snapshot import DaySnapshot
+
+if TYPE_CHECKING:
+    from core.reporting.benchmark import Benchmark
 
 LATEST = "latest"
 SCHEMA_VERSION = RESULTS_SCHEMA  # 2: run identity columns, day_open, orders one row per order; 3: typed times
@@ -92,7 +95,9 @@ class ResultsStore:
     def path_of(self, run_id: str) -> Path:
         return self.root / f"{run_id}.duckdb"
 
-    def write(self, record: RunRecord, snapshot: DaySnapshot, events: Any = None) -> Path:
+    def write(
+        self, record: RunRecord, snapshot: DaySnapshot, events: Any = None, benchmark: Benchmark | None = None
+    ) -> Path:
         """Write the run's file aside, verify it, then switch it in and move `latest`.
 
         The temporary name is unique to this process and thread, so two runs into one
@@ -112,6 +117,7 @@ class ResultsStore:
                 _write_tables(con, record, snapshot)
                 _write_events(con, events)
                 _write_ledger(con, events)
+                _write_benchmark(con, benchmark)
                 written = _table_counts(con)
                 pause_point("results-written")
             finally:
@@ -252,14 +258,13 @@ class ResultsStore:
             raise ResultsError(f"cannot open results: {exc}", where=str(path)) from exc
 
     def ledger_tables(self, path: Path) -> dict[str, Any]:
-        """Equity curve, daily equity and round trips stored by a run."""
+        """A run's equity curve (times, equity, exposed, cash), daily equity, fills and round trips."""
         from core.reporting.stats import round_trips
 
         con = duckdb.connect(str(path), read_only=True)
         try:
-            curve = con.execute(
-                f"SELECT {times(con, 'equity', ['ts_ns', 'equity', 'exposed'])} FROM equity ORDER BY seq"
-            ).fetchnumpy()
+            columns = times(con, "equity", ["ts_ns", "equity", "exposed", "cash"])
+            curve = con.execute(f"SELECT {columns} FROM equity ORDER BY seq").fetchnumpy()
             daily = con.execute("SELECT date, equity FROM daily_equity ORDER BY date").fetchall()
             columns = times(con, "fills", ["symbol", "side", "quantity", "price", "commission", "ts_ns"])
             fills = con.execute(f"SELECT {columns} FROM fills ORDER BY ts_ns, order_id").fetchall()
@@ -268,13 +273,31 @@ class ResultsStore:
         finally:
             con.close()
         names = ("symbol", "side", "quantity", "price", "commission", "ts_ns")
+        rows = [dict(zip(names, row, strict=True)) for row in fills]
         return {
             "curve_ns": curve["ts_ns"].astype(np.int64),
             "curve_equity": curve["equity"].astype(np.float64),
             "curve_exposed": curve["exposed"].astype(bool),
+            "curve_cash": curve["cash"].astype(np.float64),
             "daily": daily,
-            "trades": round_trips(dict(zip(names, row, strict=True)) for row in fills),
+            "fills": rows,
+            "trades": round_trips(rows),
         }
+
+    def benchmark(self, path: Path) -> Benchmark | None:
+        """The benchmark stored with a run (None: it had none, or was written before benchmarks)."""
+        from core.reporting.benchmark import Benchmark
+
+        con = self._open(path)
+        try:
+            rows = con.execute("SELECT date, name, value FROM benchmark ORDER BY date").fetchall()
+        except duckdb.Error:
+            rows = []
+        finally:
+            con.close()
+        if not rows:
+            return None
+        return Benchmark(rows[0][1], [r[0] for r in rows], np.array([r[2] for r in rows], dtype=np.float64))
 
     def read(self, path: Path | None = None) -> tuple[RunRecord, DaySnapshot]:
         """The run record and last-day snapshot of ``path`` (default: latest)."""
@@ -564,6 +587,17 @@ def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
             json.dumps(getattr(events, "strategy_states", {}) or {}),
         ],
     )
+
+
+def _write_benchmark(con: duckdb.DuckDBPyConnection, benchmark: Benchmark | None) -> None:
+    """The benchmark's value at each session's close (1.0 at its entry); empty without one."""
+    dates, values = (benchmark.dates, list(benchmark.values)) if benchmark is not None else ([], [])
+    table = {
+        "date": pa.array(dates, pa.date32()),
+        "name": pa.array([benchmark.name if benchmark else ""] * len(dates), pa.string()),
+        "value": pa.array(values, pa.float64()),
+    }
+    _create(con, "benchmark", pa.table(table))
 
 
 def _columns(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:

@@ -101,6 +101,7 @@ class Results:
         tables = store.ledger_tables(self.path)
         if not tables["daily"]:
             return None
+        benchmark = store.benchmark(self.path)
         first = record.days[0]
         opening = (first.equity or 0.0) - (first.pnl or 0.0)
         return compute_statistics(
@@ -110,6 +111,10 @@ class Results:
             tables["curve_equity"],
             tables["curve_exposed"],
             tables["trades"],
+            fills=tables["fills"],
+            curve_cash=tables["curve_cash"],
+            benchmark_returns=benchmark.returns() if benchmark is not None else None,
+            benchmark=benchmark.name if benchmark is not None else None,
         )
 
     def export(self, table: str, fmt: str = "parquet", output: Path | None = None) -> Path:
