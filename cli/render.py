@@ -1,41 +1,23 @@
-"""All terminal output: progress while a command works, tables after it, JSON, errors.
+"""All terminal output after a command worked: tables, summaries, JSON, errors.
 
-Progress and logs go to stderr; stdout carries only results (and, with
---json, exactly one JSON document).  Without a terminal, no animations:
-plain lines.  Times become text through :mod:`calendars.timefmt` only.
+Progress while it works is :mod:`cli.progress` (on stderr, like logs); stdout carries
+only results (and, with --json, exactly one JSON document).  Times become text through
+:mod:`calendars.timefmt` only: the exchange's local time with its zone named wherever a
+market time is shown (JSON documents keep UTC ISO-8601).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from calendars.timefmt import date_hhmm, hhmm, iso, local_hhmm, ns_of_iso
-from core.events import (
-    BarsStreamed,
-    DayFinished,
-    Event,
-    PauseChanged,
-    PhaseFinished,
-    PhaseStarted,
-    QualityAlert,
-    RunStarted,
-)
+from calendars.timefmt import iso, local_hhmm, local_iso, ns_of_iso
 
 if TYPE_CHECKING:  # types only: the command line imports core/ when a command runs, not before
     import datetime as dt
@@ -71,170 +53,7 @@ def note(text: str) -> None:
     stderr.print(text, markup=False, highlight=False)
 
 
-# -- progress -----------------------------------------------------------------------------------
-class RunProgress:
-    """Renders coordinator events: a live display on a terminal, plain lines elsewhere."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self._live = stderr.is_terminal and not quiet
-        self._quiet = quiet
-        self._progress: Progress | None = None
-        self._task: Any = None
-        self._days = 0
-        self._held: list[str] = []
-
-    def __enter__(self) -> RunProgress:
-        if self._live:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[bars]}"),
-                TimeElapsedColumn(),
-                console=stderr,
-                transient=False,
-            )
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def __call__(self, event: Event) -> None:
-        if self._quiet:
-            return
-        if isinstance(event, RunStarted):
-            self._days = event.days
-            derived = ", ".join(event.derived_intervals) or "none"
-            self._line(
-                f"run: {event.days} day(s), {event.symbols} symbol(s), base {event.base_interval}, "
-                f"derived {derived}"
-            )
-            if self._progress is not None:
-                self._task = self._progress.add_task("starting", total=event.days, bars="")
-        elif isinstance(event, PhaseStarted):
-            label = f"day {event.day_index + 1}/{event.days} {event.session} phase {event.phase} {event.name}"
-            if self._progress is not None:
-                self._progress.update(self._task, description=label)
-        elif isinstance(event, PhaseFinished):
-            pass  # phase times are in the day's line
-        elif isinstance(event, PauseChanged):
-            # one line per pause episode: what held the stream, shown when it resumes
-            if event.action == "pause":
-                self._held.append(event.reason)
-            elif event.depth == 0:
-                reasons = ", ".join(dict.fromkeys(self._held))
-                self._say(f"paused at {iso(event.clock_ns)} for {reasons}; resumed")
-                self._held = []
-        elif isinstance(event, QualityAlert):
-            action = "left out of the session" if event.dropped else "kept"
-            text = (
-                f"warning: {event.session} {event.symbol}: trailing-history quality {event.score:.4f} "
-                f"below quality.min_score {event.min_score:.4f}; {action}"
-            )
-            if self._progress is not None:
-                self._progress.console.print(text, highlight=False, markup=False)
-            else:
-                self._line(text)
-        elif isinstance(event, BarsStreamed):
-            if self._progress is not None:
-                self._progress.update(
-                    self._task,
-                    bars=f"{event.bars:,}/{event.expected:,} bars  clock {hhmm(event.clock_ns)} UTC",
-                )
-        elif isinstance(event, DayFinished):
-            result = event.result
-            quality = f", quality {result.quality_mean:.3f}" if result.quality_mean is not None else ""
-            phases = ", ".join(
-                f"{n} {name} {s * 1000:.1f} ms" for n, (name, s) in enumerate(result.phase_seconds.items(), 1)
-            )
-            text = (
-                f"day {event.day_index + 1}/{event.days} {result.session}: {result.bars:,} bars, "
-                f"clock {iso(result.clock_ns)}{quality} (phases: {phases})"
-            )
-            if self._progress is not None:
-                self._progress.advance(self._task)
-                self._progress.console.print(text, highlight=False)
-            else:
-                self._line(text)
-
-    def _say(self, text: str) -> None:
-        if self._progress is not None:
-            self._progress.console.print(text, highlight=False, markup=False)
-        else:
-            self._line(text)
-
-    def _line(self, text: str) -> None:
-        # not a terminal: plain text, written as is (rich's layout costs ~0.5 ms a line)
-        stderr.file.write(text + "\n")
-
-
-class SweepDisplay:
-    """A sweep's progress: runs done/failed of the total, the best so far, elapsed and ETA.
-
-    A live line on a terminal; elsewhere a plain line every ``every`` runs and at the end.
-    """
-
-    def __init__(self, objective: str, quiet: bool = False, every: int = 10) -> None:
-        self._objective = objective
-        self._quiet = quiet
-        self._every = every
-        self._progress: Progress | None = None
-        self._task: Any = None
-        self._last = -1
-
-    def __enter__(self) -> SweepDisplay:
-        if stderr.is_terminal and not self._quiet:
-            self._progress = Progress(
-                TextColumn("sweep"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[line]}"),
-                TimeElapsedColumn(),
-                console=stderr,
-                transient=False,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("sweep", total=None, line="")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def __call__(self, progress: Any) -> None:
-        if self._quiet:
-            return
-        line = self.line(progress)
-        if self._progress is not None:
-            self._progress.update(self._task, total=progress.total, completed=progress.done, line=line)
-        elif progress.done != self._last and (
-            progress.done % self._every == 0 or progress.done == progress.total
-        ):
-            self._last = progress.done
-            stderr.file.write(f"sweep {progress.done}/{progress.total} {line}\n")
-
-    def line(self, progress: Any) -> str:
-        failed = f"{progress.failed} failed" if progress.failed else "none failed"
-        best = "best -"
-        if progress.best is not None:
-            params = ", ".join(f"{_short(k)}={v}" for k, v in (progress.best_params or {}).items())
-            best = f"best {self._objective} {progress.best:.6g} ({params})"
-        eta = progress.eta
-        left = f"ETA {_clock(eta)}" if eta is not None else "ETA -"
-        return f"{failed} · {best} · {left}"
-
-
-def _short(key: str) -> str:
-    return key.rsplit(".", 1)[-1]
-
-
-def _clock(seconds: float) -> str:
-    whole = int(round(seconds))
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
-
-
+# -- sweeps -------------------------------------------------------------------------------------
 def sweep_summary(outcome: Any) -> None:
     """After `sweep`: counts, the best run (or the walk-forward's folds), where the table is."""
     stdout.print(
@@ -336,44 +155,6 @@ def sweep_report(report: Any, html_path: Path | None) -> None:
         note(f"HTML report: {html_path}")
 
 
-class ImportProgress:
-    """A progress bar of `data import` on a terminal; nothing elsewhere (``advance`` is then None)."""
-
-    def __init__(self) -> None:
-        self._bar = (
-            Progress(
-                TextColumn("import"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TimeElapsedColumn(),
-                console=stderr,
-                transient=True,
-            )
-            if stderr.is_terminal
-            else None
-        )
-        self._task: Any = None
-
-    def __enter__(self) -> ImportProgress:
-        if self._bar is not None:
-            self._bar.__enter__()
-            self._task = self._bar.add_task("import", total=1.0)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-
-    @property
-    def advance(self) -> Callable[[float], None] | None:
-        """The callback the import reports its fraction done to; None without a terminal."""
-        return self._update if self._bar is not None else None
-
-    def _update(self, done: float) -> None:
-        if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, completed=done)
-
-
 # -- validate and run ---------------------------------------------------------------------------
 def validation_report(report: ValidationReport, config_path: str) -> None:
     """`validate`: the verdict, what validation chose, coverage per symbol, every problem."""
@@ -410,29 +191,68 @@ def validation_report(report: ValidationReport, config_path: str) -> None:
         stdout.print(f"[yellow]warning[/] {escape(str(problem))}", markup=True, highlight=False)
 
 
-def run_summary(outcome: RunOutcome, symbols: int) -> None:
-    """`run`: a row per day, then the run's totals and timings."""
+def run_summary(outcome: RunOutcome, symbols: int, detail: str = "normal") -> None:
+    """`run`, on stdout: what a trader asks first (P&L, return, drawdown, trades, win rate), then
+    a row per day and the statistics, then where the results went.
+
+    ``detail``: "quiet" keeps the first lines and the results line; "verbose" adds the engine's
+    timings (time per phase, bars/s).  Times are the exchange's, its zone named.
+    """
     result = outcome.result
-    days = Table(title=f"run {outcome.run_id}")
+    snapshot = outcome.snapshot
+    days = result.days
+    span = f"{days[0].session} .. {days[-1].session}" if days else "no sessions"
+    stdout.print(
+        f"run {outcome.run_id}: {len(days)} session(s) {span} {snapshot.exchange}, {symbols} symbol(s), "
+        f"{result.bars:,} bars",
+        markup=False,
+    )
+    stdout.print(headline(outcome.statistics), markup=False)
+    if detail != "quiet":
+        stdout.print(_days_table(outcome))
+        if outcome.statistics is not None:
+            statistics_table(outcome.statistics, tz=snapshot.tz)
+    if detail == "verbose":
+        stdout.print(_engine_table(outcome))
+    stdout.print(f"results: {outcome.results_path}", markup=False)
+
+
+def headline(stats: Statistics | None) -> str:
+    """P&L, total return, max drawdown, trades and win rate on one line."""
+    if stats is None:
+        return "no strategies: no P&L (`backtest report` shows the run's facts)"
+    win = "-" if stats.win_rate is None else f"{stats.win_rate * 100:.1f} %"
+    pnl = stats.final_equity - stats.initial_cash if stats.pnl is None else stats.pnl
+    return (
+        f"P&L {pnl:+,.2f}  return {stats.total_return * 100:+.2f} %  "
+        f"max drawdown {stats.max_drawdown * 100:.2f} %  trades {stats.trades}  win rate {win}"
+    )
+
+
+def _days_table(outcome: RunOutcome) -> Table:
+    """A row per day: its hours and final clock (exchange time), bars, quality, P&L, notes."""
+    result = outcome.result
+    tz = outcome.snapshot.tz
+    table = Table(title=f"days (times {tz})")
     trading = any(day.pnl is not None for day in result.days)
     money = ("P&L", "equity") if trading else ()
-    for name in ("day", "date", "open-close UTC", "clock", "bars", "quality", *money):
-        days.add_column(
+    for name in ("day", "date", "open-close", "clock", "bars", "quality", *money):
+        table.add_column(
             name,
             justify="right" if name in ("bars", "quality", *money) else "left",
             no_wrap=True,
             min_width=len(name),
         )
-    days.add_column("note", overflow="fold")
+    table.add_column("note", overflow="fold")
     for i, day in enumerate(result.days, start=1):
-        days.add_row(
+        table.add_row(
             str(i),
             day.session.isoformat(),
-            f"{hhmm(day.market_open_ns)}-{hhmm(day.market_close_ns)}",
-            hhmm(day.clock_ns),
+            f"{local_hhmm(day.market_open_ns, tz)}-{local_hhmm(day.market_close_ns, tz)}",
+            local_hhmm(day.clock_ns, tz),
             f"{day.bars:,}",
             f"{day.quality_mean:.3f}" if day.quality_mean is not None else "-",
-            *((f"{day.pnl:,.2f}", f"{day.equity:,.2f}") if trading else ()),
+            *((f"{day.pnl:+,.2f}", f"{day.equity:,.2f}") if trading else ()),
             "; ".join(
                 part
                 for part in (
@@ -442,30 +262,32 @@ def run_summary(outcome: RunOutcome, symbols: int) -> None:
                 if part
             ),
         )
-    stdout.print(days)
+    return table
+
+
+def _engine_table(outcome: RunOutcome) -> Table:
+    """`run --verbose`: where the time went, per phase, and the rates."""
+    result = outcome.result
     phases = {"teardown": 0.0, "initialization": 0.0, "streaming": 0.0, "end": 0.0}
     for day in result.days:
         for name, seconds in day.phase_seconds.items():
             phases[name] = phases.get(name, 0.0) + seconds
     streaming = phases["streaming"]
-    summary = Table(title="summary", show_header=False)
-    summary.add_column("figure", no_wrap=True)
-    summary.add_column("value", overflow="fold")
-    summary.add_row("days", str(len(result.days)))
-    summary.add_row("symbols", str(symbols))
-    summary.add_row("bars streamed", f"{result.bars:,}")
+    table = Table(title="engine", show_header=False)
+    table.add_column("figure", no_wrap=True)
+    table.add_column("value", justify="right")
     for name, seconds in phases.items():
-        summary.add_row(f"time in {name}", f"{seconds:.3f} s")
-    summary.add_row("total time", f"{result.seconds:.3f} s")
-    summary.add_row("bars/s (whole run)", f"{result.bars / result.seconds:,.0f}" if result.seconds else "-")
-    summary.add_row("bars/s (streaming)", f"{result.bars / streaming:,.0f}" if streaming else "-")
-    summary.add_row("results", str(outcome.results_path))
-    stdout.print(summary)
+        table.add_row(f"time in {name}", f"{seconds:.3f} s")
+    table.add_row("total time", f"{result.seconds:.3f} s")
+    table.add_row("bars/s (whole run)", f"{result.bars / result.seconds:,.0f}" if result.seconds else "-")
+    table.add_row("bars/s (streaming)", f"{result.bars / streaming:,.0f}" if streaming else "-")
+    return table
 
 
-def statistics_table(stats: Statistics, orders: dict[str, int] | None = None) -> None:
+def statistics_table(stats: Statistics, orders: dict[str, int] | None = None, tz: str = "UTC") -> None:
     """The final statistics of a run with strategies, in a trader's order: P&L and returns,
-    drawdowns, risk-adjusted ratios, the benchmark, trades, exposure and costs."""
+    drawdowns, risk-adjusted ratios, the benchmark, trades, exposure and costs (times in the
+    zone ``tz``, the exchange's)."""
     table = Table(title="statistics", show_header=False)
     table.add_column("figure", no_wrap=True)
     table.add_column("value", justify="right")
@@ -479,7 +301,7 @@ def statistics_table(stats: Statistics, orders: dict[str, int] | None = None) ->
     rows = [
         ("P&L", f"{num(stats.pnl, '+,.2f')} ({stats.initial_cash:,.2f} -> {stats.final_equity:,.2f})"),
         ("return (total, annualised)", f"{pct(stats.total_return)}, {pct(stats.annual_return)}"),
-        ("max drawdown", _drawdown_text(stats)),
+        ("max drawdown", _drawdown_text(stats, tz)),
         ("max drawdown (session closes)", _daily_drawdown_text(stats)),
         ("Sharpe (daily returns, annualised)", num(stats.sharpe)),
         ("Sortino, Calmar", f"{num(stats.sortino)}, {num(stats.calmar)}"),
@@ -515,14 +337,20 @@ def statistics_table(stats: Statistics, orders: dict[str, int] | None = None) ->
     stdout.print(table)
 
 
-def _drawdown_text(stats: Statistics) -> str:
-    """The per-bar max drawdown with its peak, trough and recovery times (UTC)."""
+def _drawdown_text(stats: Statistics, tz: str) -> str:
+    """The per-bar max drawdown with its peak, trough and recovery times (in ``tz``, named)."""
     text = f"{stats.max_drawdown * 100:.2f} %"
     if stats.max_drawdown_peak_ns is None or stats.max_drawdown_trough_ns is None:
         return text
-    text += f", {date_hhmm(stats.max_drawdown_peak_ns)} -> {date_hhmm(stats.max_drawdown_trough_ns)} UTC"
+    peak, trough = (local_minute(ns, tz) for ns in (stats.max_drawdown_peak_ns, stats.max_drawdown_trough_ns))
+    text += f", {peak} -> {trough} {tz}"
     recovery = stats.max_drawdown_recovery_ns
-    return text + (f", recovered {date_hhmm(recovery)}" if recovery is not None else ", not recovered")
+    return text + (f", recovered {local_minute(recovery, tz)}" if recovery is not None else ", not recovered")
+
+
+def local_minute(ns: int, tz: str) -> str:
+    """``YYYY-MM-DD HH:MM`` in the zone ``tz`` (from :func:`calendars.timefmt.local_iso`)."""
+    return local_iso(ns, tz)[:16].replace("T", " ")
 
 
 def _daily_drawdown_text(stats: Statistics) -> str:
@@ -564,10 +392,12 @@ def day_tables(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) 
 
 
 def _day_header(snapshot: DaySnapshot) -> None:
-    """The day's line (hours, clock, state, run) and, for a replay, whether it is faithful."""
+    """The day's line (hours and clock in the exchange's zone, named; state; run) and, for a
+    replay, whether it is faithful."""
+    day, tz = str(snapshot.date), snapshot.tz
     head = (
-        f"{snapshot.date} {snapshot.exchange}  open {iso(snapshot.market_open_ns)}  "
-        f"close {iso(snapshot.market_close_ns)}  clock {iso(snapshot.clock_ns)}  "
+        f"{day} {snapshot.exchange}  open {_on(day, snapshot.market_open_ns, tz)}  "
+        f"close {_on(day, snapshot.market_close_ns, tz)}  clock {_on(day, snapshot.clock_ns, tz)} {tz}  "
         f"session {'active' if snapshot.session_active else 'inactive'}  run {snapshot.run_id}"
     )
     stdout.print(head, markup=False)
@@ -580,11 +410,17 @@ def _day_header(snapshot: DaySnapshot) -> None:
         stdout.print(line, markup=False, style=None if replay["faithful"] else "bold yellow")
 
 
+def _on(day: str, ns: int, tz: str) -> str:
+    """``HH:MM`` in ``tz``, with the date when it is not ``day`` (a session that opens the evening
+    before, as on CMES)."""
+    minute = local_minute(ns, tz)
+    return minute[11:] if minute[:10] == day else minute
+
+
 def _bars_table(snapshot: DaySnapshot, symbols: list[str], intervals: list[str]) -> Table:
     """Per symbol and interval: bars, first and last bar (exchange time), last close, partial bars."""
-    table = Table(title="bars")
+    table = Table(title=f"bars (times {snapshot.tz})")
     for name in ("symbol", "interval", "bars", "first bar", "last bar", "last close", "partial"):
-        name = f"{name} ({snapshot.tz})" if name in ("first bar", "last bar") else name
         table.add_column(name, justify="right" if name in ("bars", "last close") else "left")
     for symbol in symbols:
         for interval in intervals:
@@ -605,7 +441,7 @@ def _indicators_table(snapshot: DaySnapshot, symbols: list[str], intervals: list
     """Each indicator's latest value and the bar it belongs to; None without indicators."""
     if not snapshot.indicator_keys:
         return None
-    table = Table(title="indicators (latest value)")
+    table = Table(title=f"indicators (latest value; bar start {snapshot.tz})")
     for name in ("symbol", "indicator", "bar", "value", "ready"):
         table.add_column(name, justify="right" if name == "value" else "left")
     for symbol in symbols:
@@ -627,7 +463,7 @@ def _scans_table(snapshot: DaySnapshot) -> Table | None:
     """Each scan of the day: when, which scanner, its status and top matches; None without scans."""
     if not snapshot.scans:
         return None
-    table = Table(title="scans")
+    table = Table(title=f"scans (times {snapshot.tz})")
     for name in ("time", "scanner", "phase", "status", "top matches", "added", "removed"):
         table.add_column(name, overflow="fold")
     for scan in snapshot.scans:
@@ -648,7 +484,7 @@ def _insertions_table(snapshot: DaySnapshot) -> Table | None:
     """Each symbol inserted (or removed) during the day; None without any."""
     if not snapshot.insertions:
         return None
-    table = Table(title="insertions")
+    table = Table(title=f"insertions (times {snapshot.tz})")
     for name in ("time", "symbol", "source", "status"):
         table.add_column(name)
     for item in snapshot.insertions:
@@ -663,7 +499,7 @@ def _orders_table(snapshot: DaySnapshot, symbols: list[str]) -> Table | None:
     wanted = [o for o in snapshot.orders if not symbols or o["symbol"] in symbols]
     if not wanted:
         return None
-    table = Table(title=f"orders ({len(wanted)}; status at the close of the day)")
+    table = Table(title=f"orders ({len(wanted)}; status at the close of the day; times {snapshot.tz})")
     for name in ("id", "submitted", "symbol", "side", "qty", "type", "price", "tif", "status", "fill"):
         table.add_column(name, justify="right" if name in ("id", "qty", "price", "fill") else "left")
     for o in wanted:
@@ -688,7 +524,7 @@ def _fills_table(snapshot: DaySnapshot, symbols: list[str]) -> Table | None:
     fills = [f for f in snapshot.fills if not symbols or f["symbol"] in symbols]
     if not fills:
         return None
-    table = Table(title="fills")
+    table = Table(title=f"fills (times {snapshot.tz})")
     for name in ("time", "bar", "order", "symbol", "side", "qty", "price", "commission"):
         table.add_column(name, justify="right" if name in ("qty", "price", "commission", "order") else "left")
     for f in fills:
@@ -732,7 +568,8 @@ def report_summary(report: RunReport) -> None:
     """`report`: the run's facts, its statistics (or why there are none), where the HTML went."""
     run_facts(report.run_id, report.facts())
     if report.statistics is not None:
-        statistics_table(report.statistics, report.orders)
+        # the exchange's zone once the report carries it (asked of core.api); until then UTC, named
+        statistics_table(report.statistics, report.orders, tz=getattr(report, "tz", None) or "UTC")
     else:
         note("no strategies in this run: no statistics")
     note(f"report written to {report.html}")
@@ -782,7 +619,20 @@ def _date(day: dt.date | None) -> str | None:
     return day.isoformat() if day else None
 
 
-# -- the data store -----------------------------------------------------------------------------
+# -- init and the data store -----------------------------------------------------------------------------
+def init_summary(
+    config: Path, strategy: Path, data_dir: Path, symbols: list[str], sessions: list[dt.date]
+) -> None:
+    """`init`: what was written where, and the next commands."""
+    stdout.print(
+        f"wrote {config}, {strategy} and sample 1m bars of {', '.join(symbols)} "
+        f"({len(sessions)} sessions {sessions[0]} .. {sessions[-1]}) in {data_dir}",
+        markup=False,
+    )
+    stdout.print(f"next: backtest validate {config}", markup=False)
+    stdout.print(f"      backtest run {config}", markup=False)
+
+
 def sample_summary(data_dir: Path, symbols: list[str], sessions: list[dt.date], rows: int) -> None:
     """`data sample`: what was written where."""
     stderr.print(

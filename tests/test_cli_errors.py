@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cli.app import app
-from cli.render import RunProgress
+from cli.progress import RunProgress
 from core.events import Event, PhaseStarted
 from tests.conftest import write_config
 

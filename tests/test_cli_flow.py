@@ -70,9 +70,9 @@ def test_run_json_document(ran):
 
 def test_run_human_summary(runner, tmp_path, sample_dir):
     config = write_config(tmp_path / "c.toml", sample_dir)
-    result = invoke(runner, "run", config, "--days", "2", "--results-dir", tmp_path / "r")
+    result = invoke(runner, "run", config, "--days", "2", "--results-dir", tmp_path / "r", "--verbose")
     assert result.exit_code == 0, result.stderr
-    assert "bars/s" in result.stdout and "early close" in result.stdout
+    assert "bars/s" in result.stdout and "early close" in result.stdout  # engine timings: --verbose
     assert "3 streaming" in result.stderr
 
 
