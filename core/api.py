@@ -270,6 +270,10 @@ class RunReport:
     curve_equity: np.ndarray
     orders: dict[str, int]  # by final status (one row per order), with "total"
     html: Path | None = None  # where :func:`report` wrote the HTML report
+    config_json: str = ""  # the effective config, as the results file keeps it
+    config_path: str = ""  # the config file the run was made from
+    base_interval: str = ""
+    last_day: DaySnapshot | None = None  # the run's last day as stored (bars, indicators, fills)
 
     def facts(self) -> dict[str, Any]:
         """Days, symbols, bars and data quality: what every run has."""
@@ -294,7 +298,7 @@ def load_report(results_dir: Path, run: str | None = None) -> RunReport:
             where=str(path),
             hint="give a run id or a .duckdb file; `backtest runs` lists them",
         )
-    record, _ = store.read(path)
+    record, last_day = store.read(path)
     tables = store.ledger_tables(path)
     days = record.days
     symbols = list(json.loads(record.config_json).get("streams", {}).get("symbols", []))
@@ -304,7 +308,17 @@ def load_report(results_dir: Path, run: str | None = None) -> RunReport:
         opening = (days[0].equity or 0.0) - (days[0].pnl or 0.0)
         daily = [(d, e) for d, e in tables["daily"]]
         curve = (tables["curve_ns"], tables["curve_equity"], tables["curve_exposed"])
-        stats = compute_statistics(opening, daily, *curve, tables["trades"])
+        bench = store.benchmark(path)
+        stats = compute_statistics(
+            opening,
+            daily,
+            *curve,
+            tables["trades"],
+            fills=tables["fills"],
+            curve_cash=tables["curve_cash"],
+            benchmark_returns=bench.returns() if bench is not None else None,
+            benchmark=bench.name if bench is not None else None,
+        )
     return RunReport(
         record.run_id,
         path,
@@ -316,26 +330,23 @@ def load_report(results_dir: Path, run: str | None = None) -> RunReport:
         tables["curve_ns"],
         tables["curve_equity"],
         store.order_counts(path),
+        config_json=record.config_json,
+        config_path=record.config_path,
+        base_interval=record.base_interval,
+        last_day=last_day,
     )
 
 
 def report(results_dir: Path, run: str | None = None, html: Path | None = None) -> RunReport:
     """:func:`load_report`, and its self-contained HTML report written to ``html`` (a file, or a
     folder to write ``<run_id>.html`` into; default: beside the results file)."""
-    from core.reporting.html import render_facts_html, render_html
+    from core.reporting.report_page import render_report
 
     loaded = load_report(results_dir, run)
     target = html or loaded.path.with_suffix(".html")
     if target.is_dir():  # a folder: the report goes inside it, named by the run
         target = target / f"{loaded.run_id}.html"
-    title = f"backtest run {loaded.run_id}"
-    if loaded.statistics is not None:
-        document = render_html(
-            title, loaded.statistics, loaded.curve_ns, loaded.curve_equity, loaded.trades, loaded.daily
-        )
-    else:
-        document = render_facts_html(title, loaded.facts(), loaded.days)
-    _write_text(target, document, "--html")
+    _write_text(target, render_report(loaded), "--html")
     return replace(loaded, html=target)
 
 
