@@ -1,20 +1,16 @@
-"""Statistics against hand-worked examples, and the HTML report (rendered headless when a browser exists)."""
+"""Statistics against hand-worked examples (the HTML report: tests/test_report_html.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import statistics as pystats
-import subprocess
-from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.reporting.html import render_html
-from core.reporting.stats import Trade, compute_statistics, max_drawdown, round_trips
+from core.reporting.stats import compute_statistics, max_drawdown, round_trips
 
 D = dt.date
 
@@ -75,62 +71,3 @@ def test_drawdown_equals_brute_force(values):
     got, _, _ = max_drawdown(np.arange(len(values)), equity)
     assert 0.0 <= got < 1.0
     assert got == pytest.approx(max(brute, 0.0), abs=1e-12)
-
-
-def sample_report() -> str:
-    trades = [Trade("AAA", "long", 100, 10**18, 10.0, 10**18 + 6 * 10**10, 11.0, 99.0, 1.0)]
-    ns = np.arange(5000, dtype=np.int64) * 60 * 10**9 + 1_700_000_000 * 10**9
-    equity = 100_000 + np.cumsum(np.sin(np.arange(5000) / 50.0))
-    daily = [(D(2023, 11, 1), 50.0, 100_050.0), (D(2023, 11, 2), -25.0, 100_025.0)]
-    stats = compute_statistics(100_000.0, [(d, e) for d, _, e in daily], ns, equity, np.ones(5000, bool), trades)
-    return render_html("test <run>", stats, ns, equity, trades, daily)
-
-
-class _Collect(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.svgs, self.paths, self.rows, self._svg = {}, {}, 0, None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "svg":
-            self._svg = attrs.get("id")
-            self.svgs[self._svg] = True
-        elif tag == "path" and self._svg:
-            self.paths[self._svg] = attrs.get("d", "")
-        elif tag == "tr":
-            self.rows += 1
-
-    def handle_endtag(self, tag):
-        if tag == "svg":
-            self._svg = None
-
-
-def test_report_structure_and_determinism():
-    document = sample_report()
-    assert document == sample_report()
-    assert "test &lt;run&gt;" in document and "<script" not in document and "http" not in document.replace(
-        "http://www.w3.org/2000/svg", "")
-    parsed = _Collect()
-    parsed.feed(document)
-    assert set(parsed.svgs) == {"equity-chart", "drawdown-chart"}
-    assert parsed.paths["equity-chart"].count("L") > 500  # downsampled, spikes kept, not empty
-    assert parsed.paths["equity-chart"].count("L") <= 2100
-
-
-BROWSERS = [b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)]
-
-
-@pytest.mark.skipif(not BROWSERS, reason="no headless browser on this machine (apt-get install chromium)")
-def test_report_renders_headless(tmp_path):
-    page = tmp_path / "report.html"
-    page.write_text(sample_report())
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}"]
-    dom = subprocess.run([BROWSERS[0], *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
-                         timeout=60)
-    assert 'id="equity-chart"' in dom.stdout and "<path" in dom.stdout
-    shot = tmp_path / "shot.png"
-    subprocess.run([BROWSERS[0], *flags, f"--screenshot={shot}", "--window-size=1100,900", page.as_uri()],
-                   capture_output=True, timeout=60)
-    assert shot.exists() and shot.stat().st_size > 5_000
