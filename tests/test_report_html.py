@@ -230,6 +230,13 @@ def test_report_of_a_run_with_strategies(tmp_path, sample_dir):
     assert loaded.statistics.commissions_paid == pytest.approx(len(trades) * 2 * 100 * 0.005, rel=0.02)
 
 
+def test_the_same_run_gives_the_same_page_byte_for_byte(tmp_path, sample_dir):
+    results = _run(tmp_path, sample_dir, SMA.format(strategies=REPO / "sample_configs" / "strategies.py"))
+    first = api.report(results, html=tmp_path / "a.html").html.read_bytes()
+    second = api.report(results, html=tmp_path / "b.html").html.read_bytes()
+    assert first == second and b"data-root-id" in first
+
+
 def test_report_of_a_run_without_strategies_counts_coverage(tmp_path, sample_dir):
     events = """
 [[scanners]]

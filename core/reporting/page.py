@@ -10,6 +10,8 @@ data drawn from an empty frame).
 from __future__ import annotations
 
 import html
+import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,13 +76,29 @@ def render_page(title: str, parts: Sequence[Part]) -> str:
         else {"chart": None, "html": p}
         for p in parts
     ]
-    return file_html(
+    document = file_html(
         [c.plot for c in charts],
         resources=INLINE,
         title=title,
         template=_TEMPLATE,
         template_variables={"parts": items, "css": _CSS},
     )
+    return _stable_ids(document)
+
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_GIVEN_IDS = re.compile(rf'(?:id="|"docid":"|"roots":\{{[^}}]*?:")({_UUID})"')
+
+
+def _stable_ids(document: str) -> str:
+    """Bokeh names the page's document and chart elements with random UUIDs: renamed, in order of
+    appearance, to fixed ones, so the same run gives the same page, byte for byte."""
+    given: dict[str, str] = {}
+    for found in _GIVEN_IDS.finditer(document):
+        given.setdefault(found.group(1), str(uuid.UUID(int=len(given) + 1)))
+    for random_id, fixed in given.items():
+        document = document.replace(random_id, fixed)
+    return document
 
 
 # -- text ---------------------------------------------------------------------------------------
