@@ -90,15 +90,23 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _GIVEN_IDS = re.compile(rf'(?:id="|"docid":"|"roots":\{{[^}}]*?:")({_UUID})"')
 
 
+_MODEL_IDS = re.compile(r'(?:"id":"|data-root-id=")(p\d+)"')
+_QUOTED_MODEL_ID = re.compile(r'"(p\d+)"')
+
+
 def _stable_ids(document: str) -> str:
-    """Bokeh names the page's document and chart elements with random UUIDs: renamed, in order of
-    appearance, to fixed ones, so the same run gives the same page, byte for byte."""
+    """The same run gives the same page, byte for byte: Bokeh names the page's document and chart
+    elements with random UUIDs, and its models with a counter that runs on across pages made in
+    one process; both are renamed in order of appearance."""
     given: dict[str, str] = {}
     for found in _GIVEN_IDS.finditer(document):
         given.setdefault(found.group(1), str(uuid.UUID(int=len(given) + 1)))
     for random_id, fixed in given.items():
         document = document.replace(random_id, fixed)
-    return document
+    models: dict[str, str] = {}
+    for found in _MODEL_IDS.finditer(document):
+        models.setdefault(found.group(1), f"p{1000 + len(models)}")
+    return _QUOTED_MODEL_ID.sub(lambda m: f'"{models.get(m.group(1), m.group(1))}"', document)
 
 
 # -- text ---------------------------------------------------------------------------------------
