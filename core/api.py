@@ -274,6 +274,8 @@ class RunReport:
     config_path: str = ""  # the config file the run was made from
     base_interval: str = ""
     last_day: DaySnapshot | None = None  # the run's last day as stored (bars, indicators, fills)
+    exchange: str = ""
+    tz: str = ""  # the exchange's time zone: what a person reads the run's times in
 
     def facts(self) -> dict[str, Any]:
         """Days, symbols, bars and data quality: what every run has."""
@@ -334,6 +336,8 @@ def load_report(results_dir: Path, run: str | None = None) -> RunReport:
         config_path=record.config_path,
         base_interval=record.base_interval,
         last_day=last_day,
+        exchange=last_day.exchange,
+        tz=last_day.tz,
     )
 
 

@@ -18,6 +18,8 @@ class RunStarted:
     symbols: int
     base_interval: str
     derived_intervals: list[str]
+    exchange: str = ""
+    tz: str = ""  # the exchange's time zone (IANA name): what a person reads times in
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,7 +155,9 @@ class SessionCoordinator:
         self.indicators, self.strategies = parts.indicators, parts.strategies
         self.roster, self.desk, self.components = parts.roster, parts.desk, parts.components
         labels = [interval.label for interval in self._derived]
-        self._emit(RunStarted(len(report.sessions), len(report.symbols), self._base.label, labels))
+        tz = str(report.calendar.tz) if report.calendar is not None else ""
+        base = self._base.label
+        self._emit(RunStarted(len(report.sessions), len(report.symbols), base, labels, report.exchange, tz))
 
     def _log_insertion(self, record: dict[str, Any]) -> None:
         """Keep an insertion or removal record with today's log."""
