@@ -669,12 +669,15 @@ def report(
     ] = None,
     json_out: JsonOpt = False,
 ) -> int:
-    """Print a run's statistics and write a self-contained HTML report.
+    """Print a run's statistics and write a self-contained, interactive HTML report.
 
-    Statistics: return, max drawdown, Sharpe on daily returns, trades, win rate,
-    exposure, orders by final status. The HTML file (no network needed to open it)
-    has the equity curve, the drawdown, the daily P&L and the trades. A run without
-    strategies gets its facts instead: days, symbols, bars and data quality.
+    Statistics: returns, drawdowns with their dates, Sharpe, Sortino, Calmar, trades, win
+    rate, payoff, expectancy, exposure, costs, turnover, and alpha/beta against the
+    [benchmark]. The HTML file (one file, opens offline) has the equity curve with the
+    benchmark, the underwater curve and daily P&L on a session-time axis (no nights or
+    weekends), monthly returns, P&L by time of day, weekday and symbol, the last day's
+    candles with fills, and the trades with MAE/MFE. A run without strategies gets its
+    coverage, data quality, scans and insertions.
 
     Example: backtest report --html report.html
     """
@@ -688,6 +691,60 @@ def report(
         )
     else:
         render.report_summary(loaded)
+    return 0
+
+
+@app.command()
+@handled
+def export(
+    run_ref: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="RUN", help="A run id or results file; default: the latest run.", show_default=False
+        ),
+    ] = None,
+    table: Annotated[
+        str,
+        typer.Option(
+            "--table", metavar="TABLE", help="orders, fills, equity, days, daily_equity, order_days, ..."
+        ),
+    ] = "orders",
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="parquet or csv.")] = "parquet",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            help="A file, or a folder for <run_id>.<table>.<format> (default: the current folder).",
+        ),
+    ] = None,
+    results_dir: ResultsDirOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Write one table of a run's results file as Parquet or CSV.
+
+    Times are UTC timestamps, days are dates (CSV: ISO text with +00). The file is written
+    under a temporary name, then renamed. Tables: see README, "Results".
+
+    Example: backtest export --table fills --format csv -o fills.csv
+    """
+    from cli import render
+    from core import api
+
+    done = api.export(_results_dir(results_dir), run_ref, table, fmt, output)
+    if json_out:
+        render.print_json(
+            {
+                "run_id": done.run_id,
+                "table": done.table,
+                "format": done.format,
+                "path": str(done.path),
+                "rows": done.rows,
+            }
+        )
+    else:
+        render.note(f"{done.rows:,} rows of {done.table} ({done.run_id}) -> {done.path}")
     return 0
 
 

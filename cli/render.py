@@ -38,9 +38,17 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(document: Any) -> None:
-    """Exactly one JSON document on stdout."""
-    sys.stdout.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    """Exactly one JSON document on stdout: indented for reading, or compact (and written by
+    the json module's C encoder, tens of times faster) when it holds many values, as a day of
+    1,000 symbols with its bars does."""
+    text = json.dumps(document, allow_nan=False, separators=(",", ":"))
+    if len(text) < _INDENT_UP_TO:
+        text = json.dumps(document, indent=2, allow_nan=False)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+_INDENT_UP_TO = 1_000_000  # characters of compact JSON
 
 
 def error(message: str) -> None:

@@ -132,3 +132,23 @@ def test_the_readme_example_runs(project, monkeypatch, capsys):
     exported = pq.read_table(project / "orders.parquet")
     results = api.open_results(None, project / "results")
     assert same_table(exported, _stored(results.path, "orders")[0])
+
+
+def test_backtest_export_on_the_command_line(results, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    runner = CliRunner()
+    args = ["export", results.run_id, "--results-dir", str(results.path.parent), "--table", "equity"]
+    done = runner.invoke(app, [*args, "-o", str(tmp_path), "--json"])
+    assert done.exit_code == 0, done.stderr
+    document = json.loads(done.stdout)
+    stored, _ = _stored(results.path, "equity")
+    assert document["rows"] == stored.num_rows and same_table(pq.read_table(document["path"]), stored)
+    wrong = runner.invoke(app, [*args[:-1], "equities"])
+    assert wrong.exit_code == 3 and "did you mean 'equity'" in wrong.stderr
+    csv = runner.invoke(app, [*args, "--format", "csv", "-o", str(tmp_path / "e.csv")])
+    assert csv.exit_code == 0 and pacsv.read_csv(tmp_path / "e.csv").num_rows == stored.num_rows
