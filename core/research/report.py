@@ -9,6 +9,7 @@ its stitched out-of-sample curve and statistics.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import math
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from core.errors import NoResultsError
 from core.research.table import FILE
@@ -36,6 +38,8 @@ class SweepReport:
     folds: list[dict[str, Any]]
     oos_daily: list[tuple[str, float]]
     oos_statistics: dict[str, Any] | None
+    oos_curve: tuple[np.ndarray, np.ndarray]  # the stitched curve: times (ns), equity
+    trials: list[tuple[int, int, float, bool]]  # fold, trial, objective, feasible (search and train runs)
     errors: list[dict[str, Any]]  # failed runs: trial, params, error
 
 
@@ -54,6 +58,9 @@ def load_sweep(sweep_dir: Path, top: int = 10, x: str | None = None, y: str | No
         rows = _dicts(con, "SELECT * FROM runs ORDER BY fold, role, trial")
         folds = _dicts(con, "SELECT * FROM folds ORDER BY fold")
         daily = con.execute("SELECT date, equity FROM oos_daily ORDER BY date").fetchall()
+        curve = con.execute(
+            "SELECT epoch_ns(ts) AS ns, equity FROM oos_equity ORDER BY fold, ts"
+        ).fetchnumpy()
         stats = _dicts(con, "SELECT * FROM oos_statistics")
     finally:
         con.close()
@@ -88,6 +95,12 @@ def load_sweep(sweep_dir: Path, top: int = 10, x: str | None = None, y: str | No
         folds=[_fold(f) for f in folds],
         oos_daily=[(d.isoformat(), float(e)) for d, e in daily],
         oos_statistics=_plain(stats[0]) if stats else None,
+        oos_curve=(np.asarray(curve["ns"], dtype=np.int64), np.asarray(curve["equity"], dtype=np.float64)),
+        trials=[
+            (int(r["fold"]), int(r["trial"]), float(r["objective"]), bool(r["feasible"]))
+            for r in search
+            if r["objective"] is not None
+        ],
         errors=[
             {"trial": r["trial"], "fold": r["fold"], "params": {p: r[p] for p in params}, "error": r["error"]}
             for r in rows
@@ -213,56 +226,180 @@ def sweep_report_document(report: SweepReport) -> dict[str, Any]:
 
 
 def render_sweep_html(report: SweepReport) -> str:
-    """A self-contained page: top runs, the heatmap, the folds and the out-of-sample curve."""
-    esc = html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>sweep report</title><style>"
-        "body{font:14px system-ui,sans-serif;margin:24px;color:#222}"
-        "table{border-collapse:collapse;margin:8px 0 24px}"
-        "td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4f4}"
-        "caption{font-weight:600;text-align:left;padding:4px 0}</style></head><body>",
-        f"<h1>sweep: {esc(str(report.info.get('config', '')))}</h1>",
-        f"<p>{report.runs} runs, {report.failed} failed; search {esc(str(report.info.get('search')))}; "
-        f"objective {esc(report.objective)} ({esc(report.direction)}); constraints "
-        f"{esc(', '.join(report.info.get('constraints', [])) or 'none')}</p>",
+    """A self-contained, interactive page (the run report's parts): what was asked, the top runs,
+    the objective by trial, the heatmap, failures, and a walk-forward's folds with its stitched
+    out-of-sample curve on session time and its statistics."""
+    from core.reporting import page
+
+    info = report.info
+    parts: list[page.Part] = [
+        page.heading(f"Sweep {report.sweep_dir.name}", 1),
+        page.facts_table(
+            [
+                ("config", str(info.get("config", ""))),
+                ("grid", str(info.get("grid", ""))),
+                (
+                    "search",
+                    f"{info.get('search')}"
+                    + (
+                        f", {info.get('trials')} trials, seed {info.get('seed')}"
+                        if info.get("search") != "grid"
+                        else ""
+                    ),
+                ),
+                ("objective", f"{report.objective} ({report.direction})"),
+                ("constraints", ", ".join(info.get("constraints", [])) or "none"),
+                ("walk-forward", str(info.get("walk_forward") or "no")),
+                ("runs", f"{report.runs:,}, {report.failed:,} failed"),
+            ],
+            "header",
+        ),
+        page.heading(f"Top runs by {report.objective}"),
+        page.note(
+            "Stability: how much the objective falls when one parameter moves one grid step (the worst "
+            "neighbour); a lone peak among poor neighbours is more likely luck than an edge."
+        ),
+        page.data_table(
+            "top-runs",
+            [
+                "#",
+                *(["fold"] if report.folds else []),
+                *report.params,
+                report.objective,
+                "stability",
+                "feasible",
+                "trades",
+                "run",
+            ],
+            [
+                [
+                    str(n),
+                    *([str(row["fold"])] if report.folds else []),
+                    *(_fmt(row["params"][p]) for p in report.params),
+                    _fmt(row["objective"]),
+                    _fmt(row["stability"]),
+                    "yes" if row["feasible"] else "no",
+                    _fmt(row["trades"]),
+                    str(row["run_id"]),
+                ]
+                for n, row in enumerate(report.top, 1)
+            ],
+            left=1 + bool(report.folds) + len(report.params),
+            signed=-1,
+        ),
     ]
-    head = "".join(f"<th>{esc(p)}</th>" for p in report.params)
-    parts.append(
-        f"<table><caption>top runs</caption><tr><th>#</th>{head}<th>objective</th><th>stability</th>"
-        "<th>feasible</th><th>trades</th><th>run</th></tr>"
-    )
-    for n, row in enumerate(report.top, 1):
-        cells = "".join(f"<td>{esc(_fmt(row['params'][p]))}</td>" for p in report.params)
-        parts.append(
-            f"<tr><td>{n}</td>{cells}<td>{_fmt(row['objective'])}</td><td>{_fmt(row['stability'])}</td>"
-            f"<td>{'yes' if row['feasible'] else 'no'}</td><td>{_fmt(row['trades'])}</td>"
-            f"<td>{esc(str(row['run_id']))}</td></tr>"
-        )
-    parts.append("</table>")
+    if report.trials:
+        parts.append(page.Chart("objective-chart", _trials_figure(report), ("#1f6feb", "#8c959f")))
     if report.heatmap is not None:
         parts.append(_heatmap_html(report.heatmap, report.objective, report.direction))
+    if report.errors:
+        parts += [
+            page.heading(f"Failed runs ({len(report.errors):,})"),
+            page.data_table(
+                "failures",
+                ["trial", "fold", "params", "error"],
+                [
+                    [str(e["trial"]), str(e["fold"]), json.dumps(e["params"]), str(e["error"])]
+                    for e in report.errors[:200]
+                ],
+                left=4,
+            ),
+        ]
     if report.folds:
-        parts.append(
-            "<table><caption>walk-forward folds</caption><tr><th>fold</th><th>train</th><th>test</th>"
-            "<th>params</th><th>train objective</th><th>test objective</th><th>status</th></tr>"
-        )
-        for f in report.folds:
-            parts.append(
-                f"<tr><td>{f['fold']}</td><td>{f['train_start']} .. {f['train_end']}</td>"
-                f"<td>{f['test_start']} .. {f['test_end']}</td><td>{esc(json.dumps(f['params']))}</td>"
-                f"<td>{_fmt(f['train_objective'])}</td><td>{_fmt(f['test_objective'])}</td>"
-                f"<td>{esc(str(f['status']))}</td></tr>"
-            )
-        parts.append("</table>")
-    if report.oos_daily:
-        parts.append(_curve_svg(report.oos_daily))
+        parts += [
+            page.heading("Walk-forward folds"),
+            page.data_table(
+                "folds",
+                ["fold", "train", "test", "params", "train objective", "test objective", "status"],
+                [
+                    [
+                        str(f["fold"]),
+                        f"{f['train_start']} .. {f['train_end']}",
+                        f"{f['test_start']} .. {f['test_end']}",
+                        json.dumps(f["params"]),
+                        _fmt(f["train_objective"]),
+                        _fmt(f["test_objective"]),
+                        str(f["status"]),
+                    ]
+                    for f in report.folds
+                ],
+                left=4,
+            ),
+        ]
+    ns, equity = report.oos_curve
+    if ns.size:
+        from core.reporting import charts
+        from core.reporting.downsample import min_max_indices
+        from core.reporting.session_axis import session_axis
+
+        sessions = [dt.date.fromisoformat(d) for d, _ in report.oos_daily]
+        axis = session_axis(str(info.get("exchange") or "XNYS"), sessions)
+        keep = min_max_indices(axis.x_of(ns), equity)
+        parts += [
+            page.heading("Out of sample: the test windows stitched"),
+            page.note(
+                "Each fold's test run scaled to start where the previous one ended (returns compound)."
+            ),
+            page.Chart(
+                "oos-equity-chart",
+                charts.equity_figure(axis, ns[keep], equity[keep]),
+                (charts.INK["equity"],),
+            ),
+        ]
     if report.oos_statistics:
-        rows = "".join(
-            f"<tr><th>{esc(k)}</th><td>{esc(_fmt(v))}</td></tr>" for k, v in report.oos_statistics.items()
+        tz = _zone_of(str(info.get("exchange") or "XNYS"))
+        rows = [
+            (k, _local(v, tz) if k.endswith("_ns") else _fmt(v)) for k, v in report.oos_statistics.items()
+        ]
+        parts += [page.heading("Out-of-sample statistics"), page.facts_table(rows, "oos-statistics")]
+    return page.render_page(f"sweep {report.sweep_dir.name}", parts)
+
+
+def _trials_figure(report: SweepReport) -> Any:
+    """The objective of every run by trial (folds one after another), and the best so far."""
+    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.plotting import figure
+
+    ordered = sorted(report.trials)
+    x = np.arange(len(ordered), dtype=np.float64)
+    y = np.array([t[2] for t in ordered])
+    feasible = [t[3] for t in ordered]
+    best = np.full(y.size, np.nan)  # the best feasible run so far, within each fold (walk-forward)
+    better = max if report.direction == "maximize" else min
+    current: float | None = None
+    for i, (fold, _, value, ok) in enumerate(ordered):
+        if i and fold != ordered[i - 1][0]:
+            current = None
+        if ok:
+            current = value if current is None else better(current, value)
+        best[i] = np.nan if current is None else current
+    plot = figure(
+        name="objective",
+        title=f"{report.objective} of each run, in the order run",
+        height=260,
+        sizing_mode="stretch_width",
+        tools="xpan,xwheel_zoom,box_zoom,reset,save",
+        toolbar_location="above",
+    )
+    source = ColumnDataSource(
+        {
+            "x": x,
+            "y": y,
+            "trial": [t[1] for t in ordered],
+            "fold": [t[0] for t in ordered],
+            "colour": ["#1f6feb" if f else "#8c959f" for f in feasible],
+        }
+    )
+    dots = plot.scatter("x", "y", source=source, color="colour", size=6)
+    plot.line(x, best, color="#1f6feb", line_width=1.5, legend_label="best so far")
+    plot.legend.location = "bottom_right"
+    plot.xaxis.axis_label = "run (grey: misses a constraint)"
+    plot.add_tools(
+        HoverTool(
+            renderers=[dots], tooltips=[("fold", "@fold"), ("trial", "@trial"), (report.objective, "@y")]
         )
-        parts.append(f"<table><caption>out-of-sample statistics</caption>{rows}</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    )
+    return plot
 
 
 def _heatmap_html(heat: dict[str, Any], objective: str, direction: str) -> str:
@@ -271,8 +408,9 @@ def _heatmap_html(heat: dict[str, Any], objective: str, direction: str) -> str:
     low, high = (min(values), max(values)) if values else (0.0, 0.0)
     head = "".join(f"<th>{esc(_fmt(v))}</th>" for v in heat["x_values"])
     out = [
-        f"<table><caption>{esc(objective)} by {esc(heat['y'])} (rows) and {esc(heat['x'])} (columns), "
-        f"best run of each cell</caption><tr><th></th>{head}</tr>"
+        f"<h2>{esc(objective)} by {esc(heat['y'])} (rows) and {esc(heat['x'])} (columns)</h2>"
+        "<p class='note'>Each cell: the best feasible run with those two values.</p>"
+        f"<table id='heatmap' class='heat'><tr><th></th>{head}</tr>"
     ]
     for label, row in zip(heat["y_values"], heat["cells"], strict=True):
         cells = []
@@ -290,24 +428,17 @@ def _heatmap_html(heat: dict[str, Any], objective: str, direction: str) -> str:
     return "".join(out)
 
 
-def _curve_svg(daily: list[tuple[str, float]]) -> str:
-    """The stitched out-of-sample equity, one point per session (no gaps for nights or weekends)."""
-    width, height, pad = 800, 240, 30
-    values = [e for _, e in daily]
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    step = (width - 2 * pad) / max(len(values) - 1, 1)
-    points = " ".join(
-        f"{pad + i * step:.1f},{height - pad - (v - low) / span * (height - 2 * pad):.1f}"
-        for i, v in enumerate(values)
-    )
-    return (
-        f"<h3>out-of-sample equity ({daily[0][0]} .. {daily[-1][0]}, {len(daily)} sessions)</h3>"
-        f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg'>"
-        f"<polyline fill='none' stroke='#1f77b4' stroke-width='1.5' points='{points}'/>"
-        f"<text x='2' y='{pad}' font-size='11'>{high:,.0f}</text>"
-        f"<text x='2' y='{height - pad}' font-size='11'>{low:,.0f}</text></svg>"
-    )
+def _zone_of(exchange: str) -> str:
+    from calendars import TradingCalendar
+
+    today = dt.date(2024, 1, 2)
+    return str(TradingCalendar(exchange, today, today).tz)
+
+
+def _local(ns: Any, tz: str) -> str:
+    from calendars.timefmt import local_iso
+
+    return "-" if ns is None else f"{local_iso(int(ns), tz)} ({tz})"
 
 
 def _fmt(value: Any) -> str:

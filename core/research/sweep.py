@@ -176,6 +176,7 @@ def run_sweep(
         "objective": [spec.objective.statistic, spec.objective.direction],
         "constraints": [str(c) for c in spec.constraints],
         "grid_values": {p.name: list(p.values) for p in spec.parameters},
+        "exchange": first.session.exchange,
         "params": spec.names,
         "days": options.days_limit,
     }
