@@ -469,7 +469,7 @@ def test_sweep_report_ranking_heatmap_stability_and_html(runner, reference, tmp_
     assert math.isclose(entry["stability"], stability, rel_tol=1e-12)
 
     text = page.read_text(encoding="utf-8")
-    assert "<table" in text and "top runs" in text
+    assert "<table" in text and "top runs" in text.lower() and "objective-chart" in text
     for row in ranked:
         assert row["run_id"] in text
 
