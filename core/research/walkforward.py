@@ -177,6 +177,8 @@ def stitch(folds: list[Fold], table: SweepTable) -> dict[str, Any] | None:
     curve_ns: list[np.ndarray] = []
     curve_equity: list[np.ndarray] = []
     curve_exposed: list[np.ndarray] = []
+    curve_cash: list[np.ndarray] = []
+    fills: list[dict[str, Any]] = []
     daily: list[tuple[int, dt.date, float]] = []
     trades: list[Any] = []
     equity_rows: list[tuple[int, int, float]] = []
@@ -199,6 +201,12 @@ def stitch(folds: list[Fold], table: SweepTable) -> dict[str, Any] | None:
         curve_ns.append(tables["curve_ns"])
         curve_equity.append(equity)
         curve_exposed.append(tables["curve_exposed"])
+        curve_cash.append(tables["curve_cash"] * scale)
+        # the fold's trades at the stitched size: quantities and commissions scaled as its equity
+        fills += [
+            {**f, "quantity": f["quantity"] * scale, "commission": f["commission"] * scale}
+            for f in tables["fills"]
+        ]
         equity_rows += [
             (fold.number, int(t), float(e)) for t, e in zip(tables["curve_ns"], equity, strict=True)
         ]
@@ -221,6 +229,8 @@ def stitch(folds: list[Fold], table: SweepTable) -> dict[str, Any] | None:
             np.concatenate(curve_equity),
             np.concatenate(curve_exposed),
             trades,
+            fills=fills,
+            curve_cash=np.concatenate(curve_cash),
         )
     )
     table.record_oos(iter(equity_rows), daily, statistics)
