@@ -318,6 +318,7 @@ def load_report(results_dir: Path, run: str | None = None) -> RunReport:
             tables["trades"],
             fills=tables["fills"],
             curve_cash=tables["curve_cash"],
+            curve_gross=tables["curve_gross"],
             benchmark_returns=bench.returns() if bench is not None else None,
             benchmark=bench.name if bench is not None else None,
         )

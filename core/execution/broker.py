@@ -187,13 +187,19 @@ class Broker:
         started before the order was submitted)."""
         if start_ns < order.submitted_ns:
             return None
-        price = self._trigger(order, o, h, low)
-        return None if price is None else self._fill(order, price, start_ns, end_ns)
+        reference = self._trigger(order, o, h, low)
+        if reference is None:
+            return None
+        price = reference if order.type == "limit" else self.costs.slipped(reference, order.side)
+        return self._fill(order, price, start_ns, end_ns, reference)
 
     def _trigger(self, order: Order, o: float, h: float, low: float) -> float | None:
+        """The price ``order`` fills at on a bar (open, high, low), before slippage; None: not triggered.
+
+        Market and stop fills then slip against the order; limit fills do not."""
         buy = order.side == "buy"
         if order.type == "market":
-            return self.costs.slipped(o, order.side)
+            return o
         if order.type == "limit":
             assert order.limit is not None
             if buy and low <= order.limit:
@@ -203,12 +209,12 @@ class Broker:
             return None
         assert order.stop is not None
         if buy and h >= order.stop:
-            return self.costs.slipped(max(order.stop, o), "buy")
+            return max(order.stop, o)
         if not buy and low <= order.stop:
-            return self.costs.slipped(min(order.stop, o), "sell")
+            return min(order.stop, o)
         return None
 
-    def _fill(self, order: Order, price: float, start_ns: int, end_ns: int) -> Fill:
+    def _fill(self, order: Order, price: float, start_ns: int, end_ns: int, reference: float) -> Fill:
         fill = Fill(
             order.id,
             order.symbol,
@@ -218,6 +224,7 @@ class Broker:
             self.costs.commission(order.quantity, price),
             end_ns,
             start_ns,
+            reference,
         )
         order.status, order.filled_ns, order.fill_price = "filled", end_ns, price
         self.portfolio.open_orders.remove(order)
@@ -238,7 +245,7 @@ class Broker:
                     Order(next(self._ids), symbol, side, quantity, "market", now_ns, tag="flat at close")
                 )
                 mark = self.portfolio.marks[symbol]
-                self._fill(order, self.costs.slipped(mark, side), now_ns, now_ns)
+                self._fill(order, self.costs.slipped(mark, side), now_ns, now_ns, mark)
         for order in list(self.portfolio.open_orders):
             if order.cancel_at_close or (order.type != "market" and order.tif == "day"):
                 order.status = "cancelled" if order.cancel_at_close else "expired"

@@ -32,18 +32,26 @@ class Ledger:
     curve_equity: list[float] = field(default_factory=list)
     curve_cash: list[float] = field(default_factory=list)
     curve_exposed: list[bool] = field(default_factory=list)
+    curve_gross: list[float] = field(default_factory=list)  # sum of |position value| at each point
     daily: list[tuple[Any, float]] = field(default_factory=list)  # (session, equity at the close)
     # (session, order, status, filled_ns, fill_price): each day's orders as they stood at its close
     order_rows: list[tuple[str, Order, str, int | None, float | None]] = field(default_factory=list)
 
     def add_points(
-        self, ns: Iterable[int], cash: Iterable[float], equity: Iterable[float], exposed: Iterable[bool]
+        self,
+        ns: Iterable[int],
+        cash: Iterable[float],
+        equity: Iterable[float],
+        exposed: Iterable[bool],
+        gross: Iterable[float],
     ) -> None:
-        """Append equity points: per point the clock, the cash, the equity and whether anything was held."""
+        """Append equity points: per point the clock, the cash, the equity, whether anything was
+        held and the gross value held (longs and shorts both counted positive)."""
         self.curve_ns.extend(ns)
         self.curve_cash.extend(cash)
         self.curve_equity.extend(equity)
         self.curve_exposed.extend(exposed)
+        self.curve_gross.extend(gross)
 
     def close_day(self, session: dt.date | None, orders: list[Order], fills: list[Fill]) -> None:
         """Record a session's orders as they stand at its close, its fills, and its closing equity
@@ -107,11 +115,13 @@ class EquityCurve:
         self._positions = np.array([portfolio.position(s) for s in symbols], dtype=np.float64)
         self._marks = np.array([portfolio.marks.get(s, 0.0) for s in symbols], dtype=np.float64)
         self._live, self._live_rows = self._marks.copy(), 0  # marks at the clock, from this many rows
-        self._outside = sum(
+        outside = [
             p.quantity * portfolio.marks.get(s, p.average_price)
             for s, p in portfolio.positions.items()
             if p.quantity and s not in self._data
-        )
+        ]
+        self._outside = sum(outside)
+        self._outside_gross = sum(abs(value) for value in outside)
         # what fills changed, by stop: cash from that stop on, and (stop, column, quantity) moves
         # over the positions ``_held`` at the first stop not yet in the ledger
         self._cash_from = [(len(self._stop_ns), portfolio.cash)]
@@ -146,8 +156,11 @@ class EquityCurve:
         cash = np.array(amounts)[np.searchsorted(np.array(starts), stops, side="right") - 1]
         positions = self._positions_at(first, count)
         equity = cash + np.einsum("ij,ij->i", positions, marks) + self._outside
+        gross = np.einsum("ij,ij->i", np.abs(positions), np.abs(marks)) + self._outside_gross
         exposed = np.asarray(positions.any(axis=1) | bool(self._outside), dtype=bool)
-        self._ledger.add_points(self._stop_ns[first:], cash.tolist(), equity.tolist(), exposed.tolist())
+        self._ledger.add_points(
+            self._stop_ns[first:], cash.tolist(), equity.tolist(), exposed.tolist(), gross.tolist()
+        )
         self._flushed = len(self._stop_ns)
         self._cash_from = self._cash_from[-1:]
         self._moves, self._held = [], self._positions.copy()
@@ -165,8 +178,9 @@ class EquityCurve:
         and :meth:`sync`), at ``marks`` (from :meth:`keep_marks`, before flattening)."""
         cash = self._portfolio.cash
         equity = cash + float(self._positions @ marks) + self._outside
+        gross = float(np.abs(self._positions) @ np.abs(marks)) + self._outside_gross
         exposed = bool(self._positions.any()) or bool(self._outside)
-        self._ledger.add_points([now_ns], [cash], [equity], [exposed])
+        self._ledger.add_points([now_ns], [cash], [equity], [exposed], [gross])
 
     def _marks_at(self, revealed: np.ndarray) -> np.ndarray:
         """Marks per stop (rows) and column: the close of the last bar among the first

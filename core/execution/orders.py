@@ -74,6 +74,7 @@ class Fill(NamedTuple):
     commission: float
     ts_ns: int  # the clock time the fill became known (the end of the bar it filled on)
     bar_ns: int  # start of the bar it filled on
+    reference_price: float | None = None  # the price before slippage (= price for limit fills)
 
     def as_dict(self) -> dict[str, Any]:
         """Every field by name, as stored with the run."""

@@ -161,6 +161,7 @@ def statistics_of(result: RunResult, benchmark: Benchmark | None = None) -> Stat
         round_trips(ledger.fills),
         fills=ledger.fills,
         curve_cash=np.asarray(ledger.curve_cash),
+        curve_gross=np.asarray(ledger.curve_gross),
         benchmark_returns=benchmark.returns() if benchmark is not None else None,
         benchmark=benchmark.name if benchmark is not None else None,
     )

@@ -258,27 +258,36 @@ class ResultsStore:
             raise ResultsError(f"cannot open results: {exc}", where=str(path)) from exc
 
     def ledger_tables(self, path: Path) -> dict[str, Any]:
-        """A run's equity curve (times, equity, exposed, cash), daily equity, fills and round trips."""
+        """A run's equity curve (times, equity, exposed, cash, gross value held), daily equity, fills
+        and round trips.  ``curve_gross`` is None, and fills lack ``reference_price``, in files
+        written before they were recorded."""
         from core.reporting.stats import round_trips
 
         con = duckdb.connect(str(path), read_only=True)
         try:
-            columns = times(con, "equity", ["ts_ns", "equity", "exposed", "cash"])
-            curve = con.execute(f"SELECT {columns} FROM equity ORDER BY seq").fetchnumpy()
+            stored = {row[0] for row in con.execute("DESCRIBE equity").fetchall()}
+            wanted = ["ts_ns", "equity", "exposed", "cash", *(["gross"] if "gross" in stored else [])]
+            curve = con.execute(
+                f"SELECT {times(con, 'equity', wanted)} FROM equity ORDER BY seq"
+            ).fetchnumpy()
             daily = con.execute("SELECT date, equity FROM daily_equity ORDER BY date").fetchall()
-            columns = times(con, "fills", ["symbol", "side", "quantity", "price", "commission", "ts_ns"])
-            fills = con.execute(f"SELECT {columns} FROM fills ORDER BY ts_ns, order_id").fetchall()
+            stored = {row[0] for row in con.execute("DESCRIBE fills").fetchall()}
+            names = ["symbol", "side", "quantity", "price", "commission", "ts_ns"]
+            names += ["reference_price"] if "reference_price" in stored else []
+            fills = con.execute(
+                f"SELECT {times(con, 'fills', names)} FROM fills ORDER BY ts_ns, order_id"
+            ).fetchall()
         except duckdb.Error as exc:
             raise ResultsError(f"results file has no ledger: {exc}", where=str(path)) from exc
         finally:
             con.close()
-        names = ("symbol", "side", "quantity", "price", "commission", "ts_ns")
         rows = [dict(zip(names, row, strict=True)) for row in fills]
         return {
             "curve_ns": curve["ts_ns"].astype(np.int64),
             "curve_equity": curve["equity"].astype(np.float64),
             "curve_exposed": curve["exposed"].astype(bool),
             "curve_cash": curve["cash"].astype(np.float64),
+            "curve_gross": curve["gross"].astype(np.float64) if "gross" in curve else None,
             "daily": daily,
             "fills": rows,
             "trades": round_trips(rows),
@@ -559,6 +568,7 @@ def _write_ledger(con: duckdb.DuckDBPyConnection, events: Any) -> None:
                 "equity": pa.array(ledger.curve_equity if ledger else [], pa.float64()),
                 "cash": pa.array(ledger.curve_cash if ledger else [], pa.float64()),
                 "exposed": pa.array(ledger.curve_exposed if ledger else [], pa.bool_()),
+                "gross": pa.array(ledger.curve_gross if ledger else [], pa.float64()),
             }
         ),
         "daily_equity": pa.table(
@@ -685,6 +695,7 @@ _FILL_SCHEMA = pa.schema(
         ("commission", pa.float64()),
         ("ts_ns", pa.int64()),
         ("bar_ns", pa.int64()),
+        ("reference_price", pa.float64()),  # the price before slippage
     ]
 )
 

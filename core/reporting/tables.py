@@ -113,6 +113,7 @@ class Results:
             tables["trades"],
             fills=tables["fills"],
             curve_cash=tables["curve_cash"],
+            curve_gross=tables["curve_gross"],
             benchmark_returns=benchmark.returns() if benchmark is not None else None,
             benchmark=benchmark.name if benchmark is not None else None,
         )

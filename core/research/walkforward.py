@@ -178,6 +178,7 @@ def stitch(folds: list[Fold], table: SweepTable) -> dict[str, Any] | None:
     curve_equity: list[np.ndarray] = []
     curve_exposed: list[np.ndarray] = []
     curve_cash: list[np.ndarray] = []
+    curve_gross: list[np.ndarray] | None = []
     fills: list[dict[str, Any]] = []
     daily: list[tuple[int, dt.date, float]] = []
     trades: list[Any] = []
@@ -202,6 +203,10 @@ def stitch(folds: list[Fold], table: SweepTable) -> dict[str, Any] | None:
         curve_equity.append(equity)
         curve_exposed.append(tables["curve_exposed"])
         curve_cash.append(tables["curve_cash"] * scale)
+        if curve_gross is not None and tables["curve_gross"] is not None:
+            curve_gross.append(tables["curve_gross"] * scale)
+        else:
+            curve_gross = None
         # the fold's trades at the stitched size: quantities and commissions scaled as its equity
         fills += [
             {**f, "quantity": f["quantity"] * scale, "commission": f["commission"] * scale}
@@ -231,6 +236,7 @@ def stitch(folds: list[Fold], table: SweepTable) -> dict[str, Any] | None:
             trades,
             fills=fills,
             curve_cash=np.concatenate(curve_cash),
+            curve_gross=np.concatenate(curve_gross) if curve_gross else None,
         )
     )
     table.record_oos(iter(equity_rows), daily, statistics)
