@@ -285,43 +285,16 @@ class RunReport:
 def load_report(results_dir: Path, run: str | None = None) -> RunReport:
     """The report of a stored run: ``run`` is a run id, a results file, or None for the latest."""
     from core.reporting.results import ResultsStore
-    from core.reporting.stats import compute_statistics
+    from core.reporting.tables import stored_statistics
 
     store = ResultsStore(results_dir)
-    if run is None:
-        path = store.latest()
-    elif Path(run).suffix == ".duckdb" or Path(run).exists():
-        path = Path(run)
-    else:
-        path = store.path_of(run)
-    if not path.exists():
-        raise NoResultsError(
-            "no such run",
-            where=str(path),
-            hint="give a run id or a .duckdb file; `backtest runs` lists them",
-        )
+    path = resolve_run(results_dir, run)
     record, last_day = store.read(path)
     tables = store.ledger_tables(path)
     days = record.days
     symbols = list(json.loads(record.config_json).get("streams", {}).get("symbols", []))
-    pnl = [(d.session, d.pnl or 0.0, d.equity or 0.0) for d in days]
-    stats = None
-    if tables["daily"]:
-        opening = (days[0].equity or 0.0) - (days[0].pnl or 0.0)
-        daily = [(d, e) for d, e in tables["daily"]]
-        curve = (tables["curve_ns"], tables["curve_equity"], tables["curve_exposed"])
-        bench = store.benchmark(path)
-        stats = compute_statistics(
-            opening,
-            daily,
-            *curve,
-            tables["trades"],
-            fills=tables["fills"],
-            curve_cash=tables["curve_cash"],
-            curve_gross=tables["curve_gross"],
-            benchmark_returns=bench.returns() if bench is not None else None,
-            benchmark=bench.name if bench is not None else None,
-        )
+    stats = stored_statistics(store, path, days, tables)
+    pnl = [(d.session, d.pnl or 0.0, d.equity or 0.0) for d in days] if stats is not None else []
     return RunReport(
         record.run_id,
         path,
@@ -329,7 +302,7 @@ def load_report(results_dir: Path, run: str | None = None) -> RunReport:
         symbols,
         stats,
         tables["trades"],
-        pnl if stats is not None else [],
+        pnl,
         tables["curve_ns"],
         tables["curve_equity"],
         store.order_counts(path),

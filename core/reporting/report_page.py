@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import duckdb
 import numpy as np
 
 from calendars import Interval
 from core.data.store import ParquetStore
-from core.errors import DataError, ResultsError
+from core.errors import DataError
 from core.events import DayResult
 from core.reporting.charts import Candles
 from core.reporting.excursions import trade_excursions
@@ -84,7 +83,7 @@ def render_report(run: ReportedRun) -> str:
     axis = session_axis(exchange, sessions, extended=session.get("hours") == "extended")
     title = f"backtest run {run.run_id}"
     header = header_rows(run, config, exchange, axis.tz)
-    events = read_events(run.path)
+    events = ResultsStore(run.path.parent).events(run.path)
     data_dir = _data_dir(config, run.config_path)
     if run.statistics is None:
         coverage, note = coverage_rows(run, data_dir, session_axis(exchange, sessions))
@@ -269,25 +268,6 @@ def _fill(fill: dict[str, Any], step: int) -> tuple[int, str, float, float]:
     if bar is None:
         bar = int(fill.get("ts_ns", 0)) - step
     return int(bar), str(fill.get("side")), float(fill.get("price", np.nan)), float(fill.get("quantity", 0.0))
-
-
-# -- reads beyond ResultsStore's ----------------------------------------------------------------
-def read_events(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """Every scan and insertion of a run, as recorded (its ``scans`` and ``insertions`` tables)."""
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        raise ResultsError(f"cannot open results: {exc}", where=str(path)) from exc
-    events: dict[str, list[dict[str, Any]]] = {}
-    try:
-        for table in ("scans", "insertions"):
-            rows = con.execute(f"SELECT record_json FROM {table} ORDER BY seq").fetchall()
-            events[table] = [json.loads(row[0]) for row in rows]
-    except duckdb.Error as exc:
-        raise ResultsError(f"results file has no {table} table: {exc}", where=str(path)) from exc
-    finally:
-        con.close()
-    return events
 
 
 # -- coverage of a run without strategies -------------------------------------------------------

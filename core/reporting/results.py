@@ -293,6 +293,20 @@ class ResultsStore:
             "trades": round_trips(rows),
         }
 
+    def events(self, path: Path) -> dict[str, list[dict[str, Any]]]:
+        """Every scan and insertion of a run, as recorded (its ``scans`` and ``insertions`` tables)."""
+        con = self._open(path)
+        events: dict[str, list[dict[str, Any]]] = {}
+        try:
+            for table in ("scans", "insertions"):
+                rows = con.execute(f"SELECT record_json FROM {table} ORDER BY seq").fetchall()
+                events[table] = [json.loads(row[0]) for row in rows]
+        except duckdb.Error as exc:
+            raise ResultsError(f"results file has no {table} table: {exc}", where=str(path)) from exc
+        finally:
+            con.close()
+        return events
+
     def benchmark(self, path: Path) -> Benchmark | None:
         """The benchmark stored with a run (None: it had none, or was written before benchmarks)."""
         from core.reporting.benchmark import Benchmark

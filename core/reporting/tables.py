@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from core.events import DayResult
+    from core.reporting.results import ResultsStore
     from core.reporting.stats import Statistics
 
 EXPORT_FORMATS = ("parquet", "csv")
@@ -94,29 +96,10 @@ class Results:
     def statistics(self) -> Statistics | None:
         """The run's statistics (None: the run had no strategies)."""
         from core.reporting.results import ResultsStore
-        from core.reporting.stats import compute_statistics
 
         store = ResultsStore(self.path.parent)
         record, _ = store.read(self.path)
-        tables = store.ledger_tables(self.path)
-        if not tables["daily"]:
-            return None
-        benchmark = store.benchmark(self.path)
-        first = record.days[0]
-        opening = (first.equity or 0.0) - (first.pnl or 0.0)
-        return compute_statistics(
-            opening,
-            tables["daily"],
-            tables["curve_ns"],
-            tables["curve_equity"],
-            tables["curve_exposed"],
-            tables["trades"],
-            fills=tables["fills"],
-            curve_cash=tables["curve_cash"],
-            curve_gross=tables["curve_gross"],
-            benchmark_returns=benchmark.returns() if benchmark is not None else None,
-            benchmark=benchmark.name if benchmark is not None else None,
-        )
+        return stored_statistics(store, self.path, record.days, store.ledger_tables(self.path))
 
     def export(self, table: str, fmt: str = "parquet", output: Path | None = None) -> Path:
         """Write ``table`` as Parquet or CSV (atomically) to ``output`` (a file, or a folder for
@@ -156,6 +139,32 @@ class Results:
                 where="--table",
                 hint=f"tables: {', '.join(self.tables)}",
             )
+
+
+def stored_statistics(
+    store: ResultsStore, path: Path, days: list[DayResult], tables: dict[str, Any]
+) -> Statistics | None:
+    """The statistics of a stored run from its ``days`` and :meth:`ResultsStore.ledger_tables`, against
+    its stored benchmark (None: the run had no strategies) -- what `run` computed in memory."""
+    from core.reporting.stats import compute_statistics
+
+    if not tables["daily"]:
+        return None
+    benchmark = store.benchmark(path)
+    opening = (days[0].equity or 0.0) - (days[0].pnl or 0.0)
+    return compute_statistics(
+        opening,
+        tables["daily"],
+        tables["curve_ns"],
+        tables["curve_equity"],
+        tables["curve_exposed"],
+        tables["trades"],
+        fills=tables["fills"],
+        curve_cash=tables["curve_cash"],
+        curve_gross=tables["curve_gross"],
+        benchmark_returns=benchmark.returns() if benchmark is not None else None,
+        benchmark=benchmark.name if benchmark is not None else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
