@@ -734,15 +734,7 @@ def export(
 
     done = api.export(_results_dir(results_dir), run_ref, table, fmt, output)
     if json_out:
-        render.print_json(
-            {
-                "run_id": done.run_id,
-                "table": done.table,
-                "format": done.format,
-                "path": str(done.path),
-                "rows": done.rows,
-            }
-        )
+        render.print_json(api.export_document(done))
     else:
         render.note(f"{done.rows:,} rows of {done.table} ({done.run_id}) -> {done.path}")
     return 0

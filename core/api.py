@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import ConfigError, ConsentError, NoResultsError, NotInRunError, ResultsError
 from core.reporting.documents import (
     day_document,
+    export_document,
     health_document,
     import_document,
     report_document,
@@ -33,6 +34,7 @@ from core.reporting.documents import (
     runs_document,
     sample_document,
     store_document,
+    sweep_outcome_document,
     validation_document,
 )
 from core.reporting.recorder import (
@@ -91,6 +93,7 @@ __all__ = [
     "runs_document",
     "sample_document",
     "export",
+    "export_document",
     "open_results",
     "resolve_run",
     "run",
@@ -437,22 +440,6 @@ def sweep_report(
     if html is not None:
         _write_text(html, render_sweep_html(report), "--html")
     return report
-
-
-def sweep_outcome_document(outcome: SweepOutcome) -> dict[str, Any]:
-    """`sweep --json`: counts, the best run or the walk-forward's folds and out-of-sample statistics."""
-    return {
-        "sweep_dir": str(outcome.sweep_dir),
-        "table": str(outcome.table),
-        "runs": outcome.runs,
-        "failed": outcome.failed,
-        "reused": outcome.reused,
-        "objective": {"statistic": outcome.objective, "direction": outcome.direction},
-        "best": outcome.best,
-        "folds": outcome.folds,
-        "oos_statistics": outcome.oos_statistics,
-        "seconds": outcome.wall_s,
-    }
 
 
 def sweep_report_document(report: SweepReport) -> dict[str, Any]:

@@ -319,3 +319,30 @@ def import_document(data_dir: Path, report: ImportReport, listed_invalid: int) -
 def health_document(health: StoreHealth) -> dict[str, Any]:
     """`data check --json`: the store's health, file by file."""
     return health.as_dict()
+
+
+def sweep_outcome_document(outcome: Any) -> dict[str, Any]:
+    """`sweep --json`: counts, the best run or the walk-forward's folds and out-of-sample statistics."""
+    return {
+        "sweep_dir": str(outcome.sweep_dir),
+        "table": str(outcome.table),
+        "runs": outcome.runs,
+        "failed": outcome.failed,
+        "reused": outcome.reused,
+        "objective": {"statistic": outcome.objective, "direction": outcome.direction},
+        "best": outcome.best,
+        "folds": outcome.folds,
+        "oos_statistics": outcome.oos_statistics,
+        "seconds": outcome.wall_s,
+    }
+
+
+def export_document(exported: Any) -> dict[str, Any]:
+    """`export --json`: which run and table, the format, the file written and its rows."""
+    return {
+        "run_id": exported.run_id,
+        "table": exported.table,
+        "format": exported.format,
+        "path": str(exported.path),
+        "rows": exported.rows,
+    }
