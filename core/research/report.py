@@ -71,6 +71,9 @@ def load_sweep(sweep_dir: Path, top: int = 10, x: str | None = None, y: str | No
             from core.errors import ConfigError
 
             raise ConfigError(f"the sweep has no parameter {name!r}", where="--x/--y", hint=", ".join(params))
+    for row in rows:  # lists and tables were stored as JSON text
+        for name in params:
+            row[name] = _decoded(row[name])
     search = [r for r in rows if r["role"] in ("search", "train")]
     stability = _stability(search, params, direction)
     for row in search:
@@ -107,6 +110,16 @@ def load_sweep(sweep_dir: Path, top: int = 10, x: str | None = None, y: str | No
             if r["status"] != "ok"
         ],
     )
+
+
+def _decoded(value: Any) -> Any:
+    """A parameter's value as the grid file gave it: a list or table back from its JSON text."""
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
@@ -151,7 +164,7 @@ def _fold(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _order(values: list[Any]) -> list[Any]:
-    distinct = list(dict.fromkeys(values))
+    distinct = list({json.dumps(v, sort_keys=True, default=str): v for v in values}.values())
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct):
         return sorted(distinct)
     return distinct
