@@ -98,13 +98,13 @@ class _Pending:
 
 
 class _Job:
-    """One search on one window: asks points, learns their objectives, knows its best."""
+    """One search on one window: asks points and tells the search how each went (the best is the
+    table's to say: runs of an earlier, resumed sweep count too)."""
 
     def __init__(
         self, role: str, fold: int, search: Search, window: tuple[dt.date, dt.date] | None, spec: SweepSpec
     ) -> None:
         self.role, self.fold, self.search, self.window, self.spec = role, fold, search, window, spec
-        self.best: tuple[float, dict[str, Any], str] | None = None  # objective, point, key
 
     def ask(self) -> tuple[int, dict[str, Any]] | None:
         return self.search.ask()
@@ -114,12 +114,6 @@ class _Job:
         stats = row.get("_statistics") or {}
         violations = [c.violation(stats) for c in self.spec.constraints] if stats else []
         self.search.tell(pending.trial, objective, violations)
-        if (
-            row.get("feasible")
-            and objective is not None
-            and (self.best is None or self.spec.objective.better(objective, self.best[0]))
-        ):
-            self.best = (objective, pending.point, pending.key)
 
     @property
     def finished(self) -> bool:

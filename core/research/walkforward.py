@@ -15,7 +15,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +64,6 @@ class Fold:
     test_objective: float | None = None
     test_results: str | None = None
     status: str = "pending"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def train_done(self, table: SweepTable, direction: str) -> None:
         """The train window's best feasible run (from the table: runs of an earlier, resumed sweep count)."""
