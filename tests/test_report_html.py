@@ -151,6 +151,15 @@ def test_monthly_returns_and_pnl_by_time_and_weekday_by_hand():
     assert labels == ["09:30", "10:00"] and sums.tolist() == [6.5, -2.0]
     labels, sums = pnl_by_weekday(trades, "America/New_York")
     assert labels == ["Mon", "Wed"] and sums.tolist() == [3.0, 1.5]
+    # sessions that open the evening before (CME, 17:00 Chicago): the evening's buckets come first
+    overnight = [  # exits in Chicago time: 08:40, 17:20, 23:50
+        Trade("ES", "long", 1, 0, 1.0, ns("2024-01-03 14:40Z"), 1.0, 1.0, 0.0),
+        Trade("ES", "long", 1, 0, 1.0, ns("2024-01-03 23:20Z"), 1.0, 2.0, 0.0),
+        Trade("ES", "long", 1, 0, 1.0, ns("2024-01-04 05:50Z"), 1.0, 4.0, 0.0),
+    ]
+    labels, sums = pnl_by_time_of_day(overnight, "America/Chicago", opens_at=17 * 60)
+    assert labels == ["17:00", "23:30", "08:30"] and sums.tolist() == [2.0, 4.0, 1.0]
+    assert pnl_by_time_of_day(overnight, "America/Chicago")[0] == ["08:30", "17:00", "23:30"]
 
 
 # -- the report of a small run ------------------------------------------------------------------

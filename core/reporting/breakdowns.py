@@ -65,9 +65,13 @@ def _exit_times(trades: Sequence[Trade], tz: str) -> pd.DatetimeIndex:
     return pd.to_datetime(np.array([t.exit_ns for t in trades], dtype=np.int64), utc=True).tz_convert(tz)
 
 
-def pnl_by_time_of_day(trades: Sequence[Trade], tz: str, minutes: int = 30) -> tuple[list[str], np.ndarray]:
+def pnl_by_time_of_day(
+    trades: Sequence[Trade], tz: str, minutes: int = 30, opens_at: int = 0
+) -> tuple[list[str], np.ndarray]:
     """Trades' P&L summed by the local time of day of their exit, in ``minutes`` buckets
-    labelled by their start (``HH:MM``), earliest first; only buckets with trades."""
+    labelled by their start (``HH:MM``), in session order: from ``opens_at`` (the session's
+    local open, minutes after midnight: 17:00 on an exchange whose sessions open the evening
+    before) round the clock; only buckets with trades."""
     if not trades:
         return [], np.empty(0)
     times = _exit_times(trades, tz)
@@ -75,7 +79,8 @@ def pnl_by_time_of_day(trades: Sequence[Trade], tz: str, minutes: int = 30) -> t
     pnl = np.array([t.pnl for t in trades], dtype=np.float64)
     keys, where = np.unique(bucket, return_inverse=True)
     sums = np.bincount(where, weights=pnl, minlength=keys.size)
-    return [f"{k // 60:02d}:{k % 60:02d}" for k in keys.tolist()], sums
+    order = np.argsort((keys - opens_at // minutes * minutes) % (24 * 60), kind="stable")
+    return [f"{k // 60:02d}:{k % 60:02d}" for k in keys[order].tolist()], sums[order]
 
 
 def pnl_by_weekday(trades: Sequence[Trade], tz: str) -> tuple[list[str], np.ndarray]:

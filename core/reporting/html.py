@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -126,7 +127,7 @@ def render_html(report: StrategyReport) -> str:
         page.monthly_heatmap(monthly_returns(stats.initial_cash, [(d, e) for d, _, e in report.daily])),
         page.heading("Where the P&L came from"),
         page.note(f"Closed trades' P&L (net of commissions), booked at their exit, {axis.tz}."),
-        *_breakdown_charts(report.trades, axis.tz),
+        *_breakdown_charts(report.trades, axis.tz, _local_open_minute(axis)),
     ]
     if report.candles and report.last_day is not None:
         parts.append(page.heading(f"The last day, {report.last_day.isoformat()}"))
@@ -170,10 +171,18 @@ def _curve_charts(report: StrategyReport) -> list[Part]:
     ]
 
 
-def _breakdown_charts(trades: Sequence[Trade], tz: str) -> list[Part]:
+def _local_open_minute(axis: SessionAxis) -> int:
+    """When the first session opens, in local minutes after midnight (0 without sessions)."""
+    if not axis.starts_ns.size:
+        return 0
+    opened = dt.datetime.fromtimestamp(int(axis.starts_ns[0]) / 1e9, ZoneInfo(axis.tz))
+    return opened.hour * 60 + opened.minute
+
+
+def _breakdown_charts(trades: Sequence[Trade], tz: str, opens_at: int = 0) -> list[Part]:
     if not trades:
         return [page.note("no closed trades")]
-    hours, by_hour = pnl_by_time_of_day(trades, tz)
+    hours, by_hour = pnl_by_time_of_day(trades, tz, opens_at=opens_at)
     days, by_day = pnl_by_weekday(trades, tz)
     totals = pnl_by_symbol(trades)
     title = "P&L by symbol"
