@@ -404,7 +404,7 @@ def export(
 
     results = open_results(run, results_dir)
     path = results.export(table, fmt, output)
-    rows = len(results.arrow(table))
+    rows = results.rows(table)
     return Exported(results.run_id, table, fmt, path, rows)
 
 

@@ -74,6 +74,16 @@ class Results:
         finally:
             con.close()
 
+    def rows(self, table: str) -> int:
+        """How many rows ``table`` holds."""
+        self._check(table)
+        con = duckdb.connect(str(self.path), read_only=True)
+        try:
+            found = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+        finally:
+            con.close()
+        return int(found[0]) if found else 0
+
     def frame(self, table: str) -> pd.DataFrame:
         """A table of the file as a pandas DataFrame."""
         return self.arrow(table).to_pandas()

@@ -11,16 +11,18 @@ whose own worker died :data:`LOCAL_ALLOWED_FAILURES` times is recorded as failed
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import signal
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, Protocol
 
 from core.errors import ConfigError
-from core.research.task import RunTask, execute
+from core.research.task import RUNNING, RunTask, execute
 
 LOCAL_ALLOWED_FAILURES = 3  # as Dask's distributed.scheduler.allowed-failures
 # one thread per worker for the numeric libraries (set before a worker imports them)
@@ -114,11 +116,6 @@ class LocalEngine:
 
     def _dead_workers_runs(self, lost: list[RunTask]) -> set[str]:
         """The keys of the runs whose worker died by itself (not stopped by the pool's own clean-up)."""
-        import json
-        from pathlib import Path
-
-        from core.research.task import RUNNING
-
         dead: set[str] = set()
         for task in lost:
             try:

@@ -359,12 +359,12 @@ def render_sweep_html(report: SweepReport) -> str:
                 (charts.INK["equity"],),
             ),
         ]
-    if report.oos_statistics:
-        tz = _zone_of(str(info.get("exchange") or "XNYS"))
-        rows = [
-            (k, _local(v, tz) if k.endswith("_ns") else _fmt(v)) for k, v in report.oos_statistics.items()
-        ]
-        parts += [page.heading("Out-of-sample statistics"), page.facts_table(rows, "oos-statistics")]
+        if report.oos_statistics:  # (stitched with the curve: the axis knows the exchange's zone)
+            rows = [
+                (k, _local(v, axis.tz) if k.endswith("_ns") else _fmt(v))
+                for k, v in report.oos_statistics.items()
+            ]
+            parts += [page.heading("Out-of-sample statistics"), page.facts_table(rows, "oos-statistics")]
     return page.render_page(f"sweep {report.sweep_dir.name}", parts)
 
 
@@ -439,13 +439,6 @@ def _heatmap_html(heat: dict[str, Any], objective: str, direction: str) -> str:
         out.append(f"<tr><th>{esc(_fmt(label))}</th>{''.join(cells)}</tr>")
     out.append("</table>")
     return "".join(out)
-
-
-def _zone_of(exchange: str) -> str:
-    from calendars import TradingCalendar
-
-    today = dt.date(2024, 1, 2)
-    return str(TradingCalendar(exchange, today, today).tz)
 
 
 def _local(ns: Any, tz: str) -> str:

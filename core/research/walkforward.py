@@ -78,8 +78,6 @@ class Fold:
         )
 
     def test_done(self, table: SweepTable) -> None:
-        from core.research.table import SweepTable  # noqa: F401 - the type of table
-
         row = _test_row(table, self.number)
         self.test_key = row.get("key")
         self.test_run_id = row.get("run_id")
