@@ -864,7 +864,7 @@ def sweep(
         days_limit=days,
     )
     overrides = _overrides(start, end, None, data_dir)
-    with live.SweepDisplay(_objective_name(grid), quiet=quiet or json_out) as display:
+    with live.SweepDisplay(quiet=quiet or json_out) as display:
         outcome = api.sweep(config, grid, folder, options, overrides, FLAGS, on_progress=display)
     if json_out:
         render.print_json(api.sweep_outcome_document(outcome))
@@ -877,17 +877,6 @@ def sweep(
         )
         return EXIT_SOME_RUNS_FAILED
     return 0
-
-
-def _objective_name(grid: Path) -> str:
-    import tomllib
-
-    try:
-        return str(
-            tomllib.loads(grid.read_text(encoding="utf-8")).get("objective", {}).get("statistic", "sharpe")
-        )
-    except (OSError, ValueError, AttributeError):
-        return "objective"
 
 
 @app.command("sweep-report")

@@ -208,8 +208,7 @@ class SweepDisplay:
     A live line on a terminal; elsewhere a plain line every ``every`` runs and at the end.
     """
 
-    def __init__(self, objective: str, quiet: bool = False, every: int = 10) -> None:
-        self._objective = objective
+    def __init__(self, quiet: bool = False, every: int = 10) -> None:
         self._quiet = quiet
         self._every = every
         self._progress: Progress | None = None
@@ -252,7 +251,7 @@ class SweepDisplay:
         best = "best -"
         if progress.best is not None:
             params = ", ".join(f"{_short(k)}={v}" for k, v in (progress.best_params or {}).items())
-            best = f"best {self._objective} {progress.best:.6g} ({params})"
+            best = f"best {progress.objective} {progress.best:.6g} ({params})"
         eta = progress.eta
         left = f"ETA {clock_text(eta)}" if eta is not None else "ETA -"
         return f"{failed} · {best} · {left}"

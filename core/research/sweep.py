@@ -49,6 +49,7 @@ class SweepOptions:
 class SweepProgress:
     """What the live display shows: runs done and failed of the total, the best so far, the time."""
 
+    objective: str = ""  # the statistic the sweep looks for
     done: int = 0
     failed: int = 0
     reused: int = 0  # finished before (a resumed sweep) or by another role: not run again
@@ -177,7 +178,8 @@ def run_sweep(
     table = SweepTable(sweep_dir, spec.parameters, info, options.resume)
     try:
         jobs = _jobs(spec, options, sweep_dir, folds)
-        progress = SweepProgress(total=sum(job.search.total for job in jobs) + len(folds))
+        total = sum(job.search.total for job in jobs) + len(folds)
+        progress = SweepProgress(objective=spec.objective.statistic, total=total)
         engine = open_engine(options.engine, options.workers, options.address)
         try:
             driver = _Driver(spec, options, variants, table, engine, sweep_dir, progress, on_progress)
